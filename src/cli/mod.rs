@@ -1,0 +1,97 @@
+//! The command line: clap argument structs, one file per subcommand, and the one place that
+//! turns errors into exit codes (0 ok / no changes, 1 error, 2 changes with
+//! `--detailed-exitcode`). Core code never sees clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub mod apply;
+pub mod emulator;
+pub mod import;
+pub mod reconcile;
+pub mod run;
+pub mod validate;
+
+/// Exit code: success, or no changes.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: error (bad input, API failure, partial apply, stale plan).
+pub const EXIT_ERROR: i32 = 1;
+/// Exit code with `--detailed-exitcode`: the plan has changes.
+pub const EXIT_CHANGES: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "immctl", version, about = "Alibaba Cloud RAM roles, policies and IMM projects, kept in git")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings common to all commands (see `settings.rs` for precedence).
+#[derive(Debug, Args, Default, Clone)]
+pub struct GlobalArgs {
+    /// Settings file (YAML or TOML).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Default region for IMM projects.
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    #[arg(long, global = true)]
+    pub endpoint_ram: Option<String>,
+    #[arg(long, global = true)]
+    pub endpoint_imm: Option<String>,
+    #[arg(long, global = true)]
+    pub endpoint_sts: Option<String>,
+    /// Value of the `immctl-owner` tag on everything this repo manages.
+    #[arg(long, global = true)]
+    pub owner: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, global = true)]
+    pub log_format: Option<String>,
+    /// More logging (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Offline: schema, semantics, lints.
+    Validate(validate::ValidateArgs),
+    /// Plan (and, without --dry-run, apply) the manifests against the live state.
+    Reconcile(reconcile::ReconcileArgs),
+    /// Apply a saved plan; refuses if the manifests or the live state changed since.
+    Apply(apply::ApplyArgs),
+    /// The long-running reconcile loop with health and metrics endpoints.
+    Run(run::RunArgs),
+    /// Write manifests for live resources (brownfield adoption).
+    Import(import::ImportArgs),
+    /// Serve the RAM / IMM / STS emulator.
+    Emulator(emulator::EmulatorArgs),
+}
+
+/// Parse the process arguments, run, and return the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate(a) => validate::run(&cli.global, a),
+        Command::Reconcile(a) => reconcile::run(&cli.global, a),
+        Command::Apply(a) => apply::run(&cli.global, a),
+        Command::Run(a) => run::run(&cli.global, a),
+        Command::Import(a) => import::run(&cli.global, a),
+        Command::Emulator(a) => emulator::run(&cli.global, a),
+    }
+}
+
+/// Print an error chain the way cargo does: `error: …` then `Caused by:` lines.
+pub fn report_error(err: &anyhow::Error) {
+    eprintln!("error: {err}");
+    let mut chain = err.chain().skip(1).peekable();
+    if chain.peek().is_some() {
+        eprintln!("\nCaused by:");
+        for cause in chain {
+            eprintln!("  {cause}");
+        }
+    }
+}
