@@ -21,7 +21,11 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_CHANGES: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "immctl", version, about = "Alibaba Cloud RAM roles, policies and IMM projects, kept in git")]
+#[command(
+    name = "immctl",
+    version,
+    about = "Alibaba Cloud RAM roles, policies and IMM projects, kept in git"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

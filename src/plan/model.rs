@@ -109,11 +109,22 @@ pub enum Op {
         tags: Tags,
     },
     /// Deletes a non-default version (rotation at the 5-version limit, or before DeletePolicy).
-    DeletePolicyVersion { name: String, version_id: String },
+    DeletePolicyVersion {
+        name: String,
+        version_id: String,
+    },
     /// Always `SetAsDefault=true`.
-    CreatePolicyVersion { name: String, document: String },
-    UpdatePolicyDescription { name: String, description: String },
-    DeletePolicy { name: String },
+    CreatePolicyVersion {
+        name: String,
+        document: String,
+    },
+    UpdatePolicyDescription {
+        name: String,
+        description: String,
+    },
+    DeletePolicy {
+        name: String,
+    },
     CreateRole {
         name: String,
         description: Option<String>,
@@ -128,9 +139,17 @@ pub enum Op {
         description: Option<String>,
         max_session_duration: Option<u32>,
     },
-    DeleteRole { name: String },
-    AttachPolicyToRole { role: String, policy: PolicyRef },
-    DetachPolicyFromRole { role: String, policy: PolicyRef },
+    DeleteRole {
+        name: String,
+    },
+    AttachPolicyToRole {
+        role: String,
+        policy: PolicyRef,
+    },
+    DetachPolicyFromRole {
+        role: String,
+        policy: PolicyRef,
+    },
     /// Upsert tags on a role or policy.
     TagResources {
         resource_type: TagResourceType,
@@ -160,5 +179,7 @@ pub enum Op {
         limits: ProjectLimits,
         tags: Option<Tags>,
     },
-    DeleteProject { key: ProjectKey },
+    DeleteProject {
+        key: ProjectKey,
+    },
 }

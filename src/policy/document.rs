@@ -101,7 +101,9 @@ fn canonical_statement(v: &Value) -> Value {
             // Principal: {"Service": "x" | ["x"], "RAM": ..., "Federated": ...} or "*".
             "Principal" => match val {
                 Value::Object(p) => Value::Object(
-                    p.iter().map(|(pk, pv)| (pk.clone(), string_set(pv))).collect(),
+                    p.iter()
+                        .map(|(pk, pv)| (pk.clone(), string_set(pv)))
+                        .collect(),
                 ),
                 other => canonicalize(other),
             },
@@ -154,8 +156,12 @@ mod tests {
 
     #[test]
     fn string_and_single_element_list_are_equal() {
-        let a = doc(json!({"Version":"1","Statement":[{"Effect":"Allow","Action":"oss:GetObject","Resource":"*"}]}));
-        let b = doc(json!({"Statement":[{"Resource":["*"],"Action":["oss:GetObject"],"Effect":"Allow"}],"Version":"1"}));
+        let a = doc(
+            json!({"Version":"1","Statement":[{"Effect":"Allow","Action":"oss:GetObject","Resource":"*"}]}),
+        );
+        let b = doc(
+            json!({"Statement":[{"Resource":["*"],"Action":["oss:GetObject"],"Effect":"Allow"}],"Version":"1"}),
+        );
         assert_eq!(a, b);
     }
 
@@ -179,7 +185,8 @@ mod tests {
         let mut deny = base.clone();
         deny["Statement"][0]["Effect"] = json!("Deny");
         let mut cond = base.clone();
-        cond["Statement"][0]["Condition"]["StringEquals"]["acs:Service"] = json!("oss.aliyuncs.com");
+        cond["Statement"][0]["Condition"]["StringEquals"]["acs:Service"] =
+            json!("oss.aliyuncs.com");
         for changed in [added, deny, cond] {
             assert_ne!(doc(base.clone()), doc(changed));
         }
