@@ -288,7 +288,10 @@ mod tests {
             let parsed = parse_authorization_v3(&v.authorization).unwrap();
             assert_eq!(parsed.access_key_id, v.access_key_id);
             assert_eq!(parsed.signature, v.signature);
-            assert_eq!(parsed.signed_headers.join(";"), signed_headers_v3(&v.headers));
+            assert_eq!(
+                parsed.signed_headers.join(";"),
+                signed_headers_v3(&v.headers)
+            );
         }
     }
 

@@ -382,17 +382,22 @@ impl Engine {
                 "The Authorization header is not a valid ACS3-HMAC-SHA256 authorization.",
             ));
         };
-        let date = inc
-            .headers
-            .get("x-acs-date")
-            .cloned()
-            .ok_or_else(|| ApiError::bad("MissingTimestamp", "x-acs-date is mandatory for this action."))?;
-        let nonce = inc.headers.get("x-acs-signature-nonce").cloned().ok_or_else(|| {
+        let date = inc.headers.get("x-acs-date").cloned().ok_or_else(|| {
             ApiError::bad(
-                "MissingSignatureNonce",
-                "x-acs-signature-nonce is mandatory for this action.",
+                "MissingTimestamp",
+                "x-acs-date is mandatory for this action.",
             )
         })?;
+        let nonce = inc
+            .headers
+            .get("x-acs-signature-nonce")
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "MissingSignatureNonce",
+                    "x-acs-signature-nonce is mandatory for this action.",
+                )
+            })?;
         let token = inc.headers.get("x-acs-security-token").cloned();
         let (secret, caller) = self.resolve_key(&auth.access_key_id, token.as_deref(), now)?;
         let mut signed = BTreeMap::new();
@@ -505,7 +510,9 @@ impl Engine {
                 // UNCONFIRMED code for an unparsable timestamp.
                 ApiError::bad(
                     "InvalidTimeStamp.Format",
-                    format!("Specified time stamp or date value is not well formatted: {timestamp:.40}"),
+                    format!(
+                        "Specified time stamp or date value is not well formatted: {timestamp:.40}"
+                    ),
                 )
             })?;
         if (now - t).abs() > MAX_SKEW {
@@ -732,7 +739,10 @@ impl Engine {
 }
 
 pub fn throttling() -> ApiError {
-    ApiError::bad("Throttling.User", "Request was denied due to user flow control.")
+    ApiError::bad(
+        "Throttling.User",
+        "Request was denied due to user flow control.",
+    )
 }
 
 fn default_status(code: &str) -> u16 {
@@ -759,8 +769,12 @@ pub fn quota(product: Product, action: &str) -> f64 {
         .any(|p| action.starts_with(p));
     match product {
         Product::Ram => match action {
-            "AttachPolicyToRole" | "DetachPolicyFromRole" | "AttachPolicyToUser"
-            | "DetachPolicyFromUser" | "TagResources" | "UntagResources" => 10.0,
+            "AttachPolicyToRole"
+            | "DetachPolicyFromRole"
+            | "AttachPolicyToUser"
+            | "DetachPolicyFromUser"
+            | "TagResources"
+            | "UntagResources" => 10.0,
             _ if read => 100.0,
             _ => 20.0,
         },

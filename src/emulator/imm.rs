@@ -119,10 +119,16 @@ fn tags_json(tags: &BTreeMap<String, String>) -> Value {
 }
 
 fn max_results(ctx: &Ctx<'_>) -> ApiResult<usize> {
-    match ctx.params.int("MaxResults", "InvalidArgument")?.unwrap_or(0) {
+    match ctx
+        .params
+        .int("MaxResults", "InvalidArgument")?
+        .unwrap_or(0)
+    {
         0 => Ok(100),
         n @ 1..=200 => Ok(n as usize),
-        _ => Err(invalid("The parameter MaxResults must be between 0 and 200.")),
+        _ => Err(invalid(
+            "The parameter MaxResults must be between 0 and 200.",
+        )),
     }
 }
 
@@ -288,12 +294,28 @@ fn project_fields(ctx: &Ctx<'_>) -> ApiResult<ProjectFields> {
         description: description(ctx)?,
         service_role,
         template_id: ctx.params.get("TemplateId").map(str::to_string),
-        project_max_dataset_count: limit(ctx, "ProjectMaxDatasetCount", d_project_max_dataset_count())?,
+        project_max_dataset_count: limit(
+            ctx,
+            "ProjectMaxDatasetCount",
+            d_project_max_dataset_count(),
+        )?,
         dataset_max_bind_count: limit(ctx, "DatasetMaxBindCount", d_dataset_max_bind_count())?,
         dataset_max_file_count: limit(ctx, "DatasetMaxFileCount", 10_000_000_000)?,
-        dataset_max_entity_count: limit(ctx, "DatasetMaxEntityCount", d_dataset_max_entity_count())?,
-        dataset_max_relation_count: limit(ctx, "DatasetMaxRelationCount", d_dataset_max_relation_count())?,
-        dataset_max_total_file_size: limit(ctx, "DatasetMaxTotalFileSize", d_dataset_max_total_file_size())?,
+        dataset_max_entity_count: limit(
+            ctx,
+            "DatasetMaxEntityCount",
+            d_dataset_max_entity_count(),
+        )?,
+        dataset_max_relation_count: limit(
+            ctx,
+            "DatasetMaxRelationCount",
+            d_dataset_max_relation_count(),
+        )?,
+        dataset_max_total_file_size: limit(
+            ctx,
+            "DatasetMaxTotalFileSize",
+            d_dataset_max_total_file_size(),
+        )?,
         engine_concurrency: limit(ctx, "EngineConcurrency", 10_000)?,
         project_queries_per_second: limit(ctx, "ProjectQueriesPerSecond", 10_000)?,
         tags: tags(ctx)?,
@@ -303,14 +325,24 @@ fn project_fields(ctx: &Ctx<'_>) -> ApiResult<ProjectFields> {
 fn create_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     let f = project_fields(ctx)?;
-    e.authorize(ctx, "imm:CreateProject", &e.imm_project_resource(&ctx.region, pname))?;
-    let role = f.service_role.clone().unwrap_or_else(state::default_service_role);
+    e.authorize(
+        ctx,
+        "imm:CreateProject",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
+    let role = f
+        .service_role
+        .clone()
+        .unwrap_or_else(state::default_service_role);
     let region_projects = e.state.projects.get(&ctx.region);
     if region_projects.is_some_and(|m| m.contains_key(pname)) {
         return Err(already_exists("project"));
     }
     if region_projects.is_some_and(|m| m.len() >= MAX_PROJECTS_PER_REGION) {
-        return Err(ApiError::bad("LimitExceededError", "resource count exceeds the limit"));
+        return Err(ApiError::bad(
+            "LimitExceededError",
+            "resource count exceeds the limit",
+        ));
     }
     check_service_role(e, ctx, &role)?;
     let now = imm_time(ctx.now);
@@ -318,11 +350,21 @@ fn create_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         description: f.description.unwrap_or_default(),
         service_role: role,
         template_id: f.template_id.unwrap_or_default(),
-        project_max_dataset_count: f.project_max_dataset_count.unwrap_or_else(d_project_max_dataset_count),
-        dataset_max_bind_count: f.dataset_max_bind_count.unwrap_or_else(d_dataset_max_bind_count),
-        dataset_max_file_count: f.dataset_max_file_count.unwrap_or_else(d_dataset_max_file_count),
-        dataset_max_entity_count: f.dataset_max_entity_count.unwrap_or_else(d_dataset_max_entity_count),
-        dataset_max_relation_count: f.dataset_max_relation_count.unwrap_or_else(d_dataset_max_relation_count),
+        project_max_dataset_count: f
+            .project_max_dataset_count
+            .unwrap_or_else(d_project_max_dataset_count),
+        dataset_max_bind_count: f
+            .dataset_max_bind_count
+            .unwrap_or_else(d_dataset_max_bind_count),
+        dataset_max_file_count: f
+            .dataset_max_file_count
+            .unwrap_or_else(d_dataset_max_file_count),
+        dataset_max_entity_count: f
+            .dataset_max_entity_count
+            .unwrap_or_else(d_dataset_max_entity_count),
+        dataset_max_relation_count: f
+            .dataset_max_relation_count
+            .unwrap_or_else(d_dataset_max_relation_count),
         dataset_max_total_file_size: f
             .dataset_max_total_file_size
             .unwrap_or_else(d_dataset_max_total_file_size),
@@ -347,7 +389,11 @@ fn create_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn get_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     ctx.params.bool("WithStatistics", "InvalidArgument")?;
-    e.authorize(ctx, "imm:GetProject", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:GetProject",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = visible_project(e, ctx, pname)?;
     Ok(json!({"Project": project_json(pname, p)}))
 }
@@ -355,7 +401,11 @@ fn get_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn update_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     let f = project_fields(ctx)?;
-    e.authorize(ctx, "imm:UpdateProject", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:UpdateProject",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     visible_project(e, ctx, pname)?;
     if let Some(role) = &f.service_role {
         check_service_role(e, ctx, role)?;
@@ -396,7 +446,11 @@ fn update_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 
 fn delete_project(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
-    e.authorize(ctx, "imm:DeleteProject", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:DeleteProject",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = project_mut(e, ctx, pname)?;
     if !p.datasets.is_empty() {
         return Err(invalid(
@@ -418,11 +472,17 @@ fn list_projects(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let max = max_results(ctx)?;
     let prefix = ctx.params.get("Prefix").unwrap_or("").to_string();
     if prefix.chars().count() > 128 {
-        return Err(invalid("The parameter Prefix is beyond the length limit of 128."));
+        return Err(invalid(
+            "The parameter Prefix is beyond the length limit of 128.",
+        ));
     }
     let filter = tags(ctx)?;
     let after = token_after(ctx, &e.state.account_id)?;
-    e.authorize(ctx, "imm:ListProjects", &e.imm_project_resource(&ctx.region, "*"))?;
+    e.authorize(
+        ctx,
+        "imm:ListProjects",
+        &e.imm_project_resource(&ctx.region, "*"),
+    )?;
     let items: Vec<(String, Value)> = e
         .state
         .projects
@@ -476,17 +536,32 @@ fn create_dataset(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let bind = limit(ctx, "DatasetMaxBindCount", d_dataset_max_bind_count())?;
     let files = limit(ctx, "DatasetMaxFileCount", 10_000_000_000)?;
     let entities = limit(ctx, "DatasetMaxEntityCount", d_dataset_max_entity_count())?;
-    let relations = limit(ctx, "DatasetMaxRelationCount", d_dataset_max_relation_count())?;
-    let size = limit(ctx, "DatasetMaxTotalFileSize", d_dataset_max_total_file_size())?;
+    let relations = limit(
+        ctx,
+        "DatasetMaxRelationCount",
+        d_dataset_max_relation_count(),
+    )?;
+    let size = limit(
+        ctx,
+        "DatasetMaxTotalFileSize",
+        d_dataset_max_total_file_size(),
+    )?;
     let wf = workflow_parameters(ctx)?;
-    e.authorize(ctx, "imm:CreateDataset", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:CreateDataset",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let now = imm_time(ctx.now);
     let p = project_mut(e, ctx, pname)?;
     if p.datasets.contains_key(dname) {
         return Err(already_exists("dataset"));
     }
     if p.datasets.len() as i64 >= p.project_max_dataset_count {
-        return Err(ApiError::bad("LimitExceededError", "resource count exceeds the limit"));
+        return Err(ApiError::bad(
+            "LimitExceededError",
+            "resource count exceeds the limit",
+        ));
     }
     let d = Dataset {
         description: desc.unwrap_or_default(),
@@ -510,7 +585,11 @@ fn create_dataset(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn get_dataset(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     let dname = name(ctx, "DatasetName")?;
-    e.authorize(ctx, "imm:GetDataset", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:GetDataset",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = visible_project(e, ctx, pname)?;
     let d = p.datasets.get(dname).ok_or_else(|| not_found("dataset"))?;
     Ok(json!({"Dataset": dataset_json(pname, dname, d)}))
@@ -523,13 +602,28 @@ fn update_dataset(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let bind = limit(ctx, "DatasetMaxBindCount", d_dataset_max_bind_count())?;
     let files = limit(ctx, "DatasetMaxFileCount", 10_000_000_000)?;
     let entities = limit(ctx, "DatasetMaxEntityCount", d_dataset_max_entity_count())?;
-    let relations = limit(ctx, "DatasetMaxRelationCount", d_dataset_max_relation_count())?;
-    let size = limit(ctx, "DatasetMaxTotalFileSize", d_dataset_max_total_file_size())?;
+    let relations = limit(
+        ctx,
+        "DatasetMaxRelationCount",
+        d_dataset_max_relation_count(),
+    )?;
+    let size = limit(
+        ctx,
+        "DatasetMaxTotalFileSize",
+        d_dataset_max_total_file_size(),
+    )?;
     let wf = workflow_parameters(ctx)?;
-    e.authorize(ctx, "imm:UpdateDataset", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:UpdateDataset",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let now = imm_time(ctx.now);
     let p = project_mut(e, ctx, pname)?;
-    let d = p.datasets.get_mut(dname).ok_or_else(|| not_found("dataset"))?;
+    let d = p
+        .datasets
+        .get_mut(dname)
+        .ok_or_else(|| not_found("dataset"))?;
     if let Some(v) = desc {
         d.description = v;
     }
@@ -563,11 +657,17 @@ fn update_dataset(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn delete_dataset(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     let dname = name(ctx, "DatasetName")?;
-    e.authorize(ctx, "imm:DeleteDataset", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:DeleteDataset",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = project_mut(e, ctx, pname)?;
     let d = p.datasets.get(dname).ok_or_else(|| not_found("dataset"))?;
     if !d.bindings.is_empty() {
-        return Err(invalid("The dataset still has bindings; delete them first."));
+        return Err(invalid(
+            "The dataset still has bindings; delete them first.",
+        ));
     }
     p.datasets.remove(dname);
     e.dirty = true;
@@ -580,7 +680,11 @@ fn list_datasets(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let prefix = ctx.params.get("Prefix").unwrap_or("").to_string();
     let scope = format!("{}:{pname}", e.state.account_id);
     let after = token_after(ctx, &scope)?;
-    e.authorize(ctx, "imm:ListDatasets", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:ListDatasets",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = visible_project(e, ctx, pname)?;
     let items = p
         .datasets
@@ -611,7 +715,9 @@ fn uri(ctx: &Ctx<'_>) -> ApiResult<String> {
     let bucket = u.strip_prefix("oss://").unwrap_or("");
     let bucket = bucket.split('/').next().unwrap_or("");
     if bucket.is_empty() {
-        return Err(invalid("The parameter URI must be of the form oss://<bucket>."));
+        return Err(invalid(
+            "The parameter URI must be of the form oss://<bucket>.",
+        ));
     }
     Ok(u.to_string())
 }
@@ -620,15 +726,25 @@ fn create_binding(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     let dname = name(ctx, "DatasetName")?;
     let u = uri(ctx)?;
-    e.authorize(ctx, "imm:CreateBinding", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:CreateBinding",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let now = imm_time(ctx.now);
     let p = project_mut(e, ctx, pname)?;
-    let d = p.datasets.get_mut(dname).ok_or_else(|| not_found("dataset"))?;
+    let d = p
+        .datasets
+        .get_mut(dname)
+        .ok_or_else(|| not_found("dataset"))?;
     if d.bindings.contains_key(&u) {
         return Err(already_exists("binding"));
     }
     if d.bindings.len() as i64 >= d.dataset_max_bind_count {
-        return Err(ApiError::bad("LimitExceededError", "resource count exceeds the limit"));
+        return Err(ApiError::bad(
+            "LimitExceededError",
+            "resource count exceeds the limit",
+        ));
     }
     let b = Binding {
         state: "Running".to_string(),
@@ -647,7 +763,11 @@ fn get_binding(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     let dname = name(ctx, "DatasetName")?;
     let u = uri(ctx)?;
-    e.authorize(ctx, "imm:GetBinding", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:GetBinding",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = visible_project(e, ctx, pname)?;
     let d = p.datasets.get(dname).ok_or_else(|| not_found("dataset"))?;
     let b = d.bindings.get(&u).ok_or_else(|| not_found("binding"))?;
@@ -658,9 +778,16 @@ fn delete_binding(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let pname = name(ctx, "ProjectName")?;
     let dname = name(ctx, "DatasetName")?;
     let u = uri(ctx)?;
-    e.authorize(ctx, "imm:DeleteBinding", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:DeleteBinding",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = project_mut(e, ctx, pname)?;
-    let d = p.datasets.get_mut(dname).ok_or_else(|| not_found("dataset"))?;
+    let d = p
+        .datasets
+        .get_mut(dname)
+        .ok_or_else(|| not_found("dataset"))?;
     d.bindings.remove(&u).ok_or_else(|| not_found("binding"))?;
     e.dirty = true;
     Ok(json!({}))
@@ -672,7 +799,11 @@ fn list_bindings(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let max = max_results(ctx)?;
     let scope = format!("{pname}:{dname}");
     let after = token_after(ctx, &scope)?;
-    e.authorize(ctx, "imm:ListBindings", &e.imm_project_resource(&ctx.region, pname))?;
+    e.authorize(
+        ctx,
+        "imm:ListBindings",
+        &e.imm_project_resource(&ctx.region, pname),
+    )?;
     let p = visible_project(e, ctx, pname)?;
     let d = p.datasets.get(dname).ok_or_else(|| not_found("dataset"))?;
     let items = d

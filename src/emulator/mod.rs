@@ -91,9 +91,8 @@ impl Shared {
         let now = wire::ram_time(chrono::Utc::now());
         let mut st = match (&opts.state, &opts.state_file) {
             (Some(s), _) => s.clone(),
-            (None, Some(path)) if path.exists() => {
-                State::load(path, &now).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-            }
+            (None, Some(path)) if path.exists() => State::load(path, &now)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?,
             _ => State::default(),
         };
         st.normalize(&now);
@@ -400,9 +399,10 @@ fn decode(
     let query_pairs = wire::decode_form(uri.query().unwrap_or("")).map_err(bad)?;
     let query: BTreeMap<String, String> = query_pairs.into_iter().collect();
     let mut params = query.clone();
-    let is_form = hmap
-        .get("content-type")
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+    let is_form = hmap.get("content-type").is_some_and(|c| {
+        c.to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    });
     if is_form && !body.is_empty() {
         let text = std::str::from_utf8(body).map_err(|_| {
             (

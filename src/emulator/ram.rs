@@ -69,13 +69,23 @@ pub fn unknown_action() -> ApiError {
 
 fn role_name<'a>(ctx: &'a Ctx<'_>, key: &str) -> ApiResult<&'a str> {
     let name = ctx.params.required(key)?;
-    validate_name(name, 64, |c| c.is_ascii_alphanumeric() || c == '.' || c == '-', "RoleName")?;
+    validate_name(
+        name,
+        64,
+        |c| c.is_ascii_alphanumeric() || c == '.' || c == '-',
+        "RoleName",
+    )?;
     Ok(name)
 }
 
 fn policy_name<'a>(ctx: &'a Ctx<'_>) -> ApiResult<&'a str> {
     let name = ctx.params.required("PolicyName")?;
-    validate_name(name, 128, |c| c.is_ascii_alphanumeric() || c == '-', "PolicyName")?;
+    validate_name(
+        name,
+        128,
+        |c| c.is_ascii_alphanumeric() || c == '-',
+        "PolicyName",
+    )?;
     Ok(name)
 }
 
@@ -156,7 +166,9 @@ fn validate_document(text: &str, kind: DocKind, length_code: &str, max: usize) -
         ));
     }
     let v: Value = serde_json::from_str(text).map_err(|_| malformed("not valid JSON"))?;
-    let obj = v.as_object().ok_or_else(|| malformed("not a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| malformed("not a JSON object"))?;
     if obj.get("Version").and_then(Value::as_str) != Some("1") {
         return Err(malformed("Version must be \"1\""));
     }
@@ -190,7 +202,10 @@ fn validate_document(text: &str, kind: DocKind, length_code: &str, max: usize) -
                 }
             }
             DocKind::Trust => {
-                if !s.get("Principal").is_some_and(|p| p.is_object() || p == "*") {
+                if !s
+                    .get("Principal")
+                    .is_some_and(|p| p.is_object() || p == "*")
+                {
                     return Err(malformed("a trust statement needs Principal"));
                 }
             }
@@ -502,7 +517,11 @@ fn update_role(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     e.authorize(ctx, "ram:UpdateRole", &e.ram_role_resource(name))?;
     visible_role(e, ctx, name)?;
     let now = ram_time(ctx.now);
-    let role = e.state.roles.get_mut(name).ok_or_else(|| role_not_found(name))?;
+    let role = e
+        .state
+        .roles
+        .get_mut(name)
+        .ok_or_else(|| role_not_found(name))?;
     if let Some(doc) = doc {
         role.assume_role_policy_document = DocText(doc.to_string());
     }
@@ -521,7 +540,11 @@ fn update_role(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn delete_role(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = role_name(ctx, "RoleName")?;
     e.authorize(ctx, "ram:DeleteRole", &e.ram_role_resource(name))?;
-    let role = e.state.roles.get(name).ok_or_else(|| role_not_found(name))?;
+    let role = e
+        .state
+        .roles
+        .get(name)
+        .ok_or_else(|| role_not_found(name))?;
     if !role.policies.is_empty() {
         return Err(ApiError::new(
             409,
@@ -620,8 +643,8 @@ fn get_policy(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
     let ptype = policy_type(ctx, false)?;
     e.authorize(ctx, "ram:GetPolicy", &e.ram_policy_resource(name))?;
-    let want_system = ptype == Some("System")
-        || (ptype.is_none() && !e.state.policies.contains_key(name));
+    let want_system =
+        ptype == Some("System") || (ptype.is_none() && !e.state.policies.contains_key(name));
     if want_system {
         let p = system_policy(e, name).ok_or_else(|| policy_not_found(name))?;
         let mut pol = system_policy_json(e, name, p);
@@ -687,10 +710,18 @@ fn list_policies(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn update_policy_description(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
     let desc = description(ctx, "NewDescription")?.unwrap_or_default();
-    e.authorize(ctx, "ram:UpdatePolicyDescription", &e.ram_policy_resource(name))?;
+    e.authorize(
+        ctx,
+        "ram:UpdatePolicyDescription",
+        &e.ram_policy_resource(name),
+    )?;
     visible_policy(e, ctx, name)?;
     let now = ram_time(ctx.now);
-    let p = e.state.policies.get_mut(name).ok_or_else(|| policy_not_found(name))?;
+    let p = e
+        .state
+        .policies
+        .get_mut(name)
+        .ok_or_else(|| policy_not_found(name))?;
     p.description = desc;
     p.update_date = now;
     let p = p.clone();
@@ -707,7 +738,11 @@ fn delete_policy(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         .bool("CascadingDelete", "InvalidParameter.CascadingDelete")?
         .unwrap_or(false);
     e.authorize(ctx, "ram:DeletePolicy", &e.ram_policy_resource(name))?;
-    let p = e.state.policies.get(name).ok_or_else(|| policy_not_found(name))?;
+    let p = e
+        .state
+        .policies
+        .get(name)
+        .ok_or_else(|| policy_not_found(name))?;
     let hit = |a: &Attachment| a.policy_type == "Custom" && a.name == name;
     if e.state.users.values().any(|u| u.policies.iter().any(hit)) {
         return Err(ApiError::new(
@@ -764,7 +799,11 @@ fn create_policy_version(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     };
     e.authorize(ctx, "ram:CreatePolicyVersion", &e.ram_policy_resource(name))?;
     let now = ram_time(ctx.now);
-    let p = e.state.policies.get_mut(name).ok_or_else(|| policy_not_found(name))?;
+    let p = e
+        .state
+        .policies
+        .get_mut(name)
+        .ok_or_else(|| policy_not_found(name))?;
     if p.versions.len() >= MAX_VERSIONS {
         if !rotate {
             return Err(ApiError::new(
@@ -802,7 +841,12 @@ fn create_policy_version(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 }
 
 /// A custom or System policy's versions and default, for the read actions.
-fn versions_of(e: &Engine, ctx: &Ctx<'_>, name: &str, ptype: &str) -> ApiResult<(Vec<PolicyVersion>, String)> {
+fn versions_of(
+    e: &Engine,
+    ctx: &Ctx<'_>,
+    name: &str,
+    ptype: &str,
+) -> ApiResult<(Vec<PolicyVersion>, String)> {
     if ptype == "System" {
         let p = system_policy(e, name).ok_or_else(|| policy_not_found(name))?;
         Ok((
@@ -845,9 +889,17 @@ fn list_policy_versions(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn set_default_policy_version(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
     let vid = version_id(ctx)?;
-    e.authorize(ctx, "ram:SetDefaultPolicyVersion", &e.ram_policy_resource(name))?;
+    e.authorize(
+        ctx,
+        "ram:SetDefaultPolicyVersion",
+        &e.ram_policy_resource(name),
+    )?;
     let now = ram_time(ctx.now);
-    let p = e.state.policies.get_mut(name).ok_or_else(|| policy_not_found(name))?;
+    let p = e
+        .state
+        .policies
+        .get_mut(name)
+        .ok_or_else(|| policy_not_found(name))?;
     if !p.versions.iter().any(|v| v.id == vid) {
         return Err(version_not_found(name, vid));
     }
@@ -864,7 +916,11 @@ fn delete_policy_version(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
     let vid = version_id(ctx)?;
     e.authorize(ctx, "ram:DeletePolicyVersion", &e.ram_policy_resource(name))?;
-    let p = e.state.policies.get_mut(name).ok_or_else(|| policy_not_found(name))?;
+    let p = e
+        .state
+        .policies
+        .get_mut(name)
+        .ok_or_else(|| policy_not_found(name))?;
     if !p.versions.iter().any(|v| v.id == vid) {
         return Err(version_not_found(name, vid));
     }
@@ -906,8 +962,15 @@ fn attach(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         return Err(policy_not_found(name));
     }
     let now = ram_time(ctx.now);
-    let r = e.state.roles.get_mut(role).ok_or_else(|| role_not_found(role))?;
-    if r.policies.iter().any(|a| a.policy_type == ptype && a.name == name) {
+    let r = e
+        .state
+        .roles
+        .get_mut(role)
+        .ok_or_else(|| role_not_found(role))?;
+    if r.policies
+        .iter()
+        .any(|a| a.policy_type == ptype && a.name == name)
+    {
         return Err(ApiError::new(
             409,
             "EntityAlreadyExists.Role.Policy",
@@ -924,7 +987,9 @@ fn attach(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         return Err(ApiError::new(
             409,
             "LimitExceeded.Role.Policy",
-            format!("The count of {ptype} policies attached to the role beyond the current limits ({limit})."),
+            format!(
+                "The count of {ptype} policies attached to the role beyond the current limits ({limit})."
+            ),
         ));
     }
     r.policies.push(Attachment {
@@ -939,7 +1004,11 @@ fn attach(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn detach(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let (role, ptype, name) = attachment_params(ctx)?;
     e.authorize(ctx, "ram:DetachPolicyFromRole", &e.ram_role_resource(role))?;
-    e.authorize(ctx, "ram:DetachPolicyFromRole", &e.ram_policy_resource(name))?;
+    e.authorize(
+        ctx,
+        "ram:DetachPolicyFromRole",
+        &e.ram_policy_resource(name),
+    )?;
     if !e.state.roles.contains_key(role) {
         return Err(role_not_found(role));
     }
@@ -951,9 +1020,14 @@ fn detach(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     if !exists {
         return Err(policy_not_found(name));
     }
-    let r = e.state.roles.get_mut(role).ok_or_else(|| role_not_found(role))?;
+    let r = e
+        .state
+        .roles
+        .get_mut(role)
+        .ok_or_else(|| role_not_found(role))?;
     let before = r.policies.len();
-    r.policies.retain(|a| !(a.policy_type == ptype && a.name == name));
+    r.policies
+        .retain(|a| !(a.policy_type == ptype && a.name == name));
     if r.policies.len() == before {
         return Err(ApiError::new(
             404,
@@ -999,7 +1073,11 @@ fn list_policies_for_role(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 fn list_entities_for_policy(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
     let ptype = policy_type(ctx, true)?.unwrap_or("Custom");
-    e.authorize(ctx, "ram:ListEntitiesForPolicy", &e.ram_policy_resource(name))?;
+    e.authorize(
+        ctx,
+        "ram:ListEntitiesForPolicy",
+        &e.ram_policy_resource(name),
+    )?;
     if !policy_exists(e, ctx, ptype, name) {
         return Err(policy_not_found(name));
     }
@@ -1065,7 +1143,11 @@ fn resource_arn(e: &Engine, rtype: &str, name: &str) -> String {
     }
 }
 
-fn tags_mut<'a>(e: &'a mut Engine, rtype: &str, name: &str) -> ApiResult<&'a mut BTreeMap<String, String>> {
+fn tags_mut<'a>(
+    e: &'a mut Engine,
+    rtype: &str,
+    name: &str,
+) -> ApiResult<&'a mut BTreeMap<String, String>> {
     if rtype == "role" {
         e.state
             .roles
@@ -1084,9 +1166,8 @@ fn tags_mut<'a>(e: &'a mut Engine, rtype: &str, name: &str) -> ApiResult<&'a mut
 fn tag_resources(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let rtype = resource_type(ctx)?;
     let names = resource_names(ctx, true)?.unwrap_or_default();
-    let tags = tags_param(ctx, "Tag")?.ok_or_else(|| {
-        ApiError::bad("MissingTag", "Tag is mandatory for this action.")
-    })?;
+    let tags = tags_param(ctx, "Tag")?
+        .ok_or_else(|| ApiError::bad("MissingTag", "Tag is mandatory for this action."))?;
     for n in &names {
         e.authorize(ctx, "ram:TagResources", &resource_arn(e, rtype, n))?;
     }
@@ -1121,7 +1202,10 @@ fn untag_resources(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         .params
         .json("TagKeys", "InvalidParameter.TagKeys")?
         .unwrap_or_default();
-    let all = ctx.params.bool("All", "InvalidParameter.All")?.unwrap_or(false);
+    let all = ctx
+        .params
+        .bool("All", "InvalidParameter.All")?
+        .unwrap_or(false);
     for n in &names {
         e.authorize(ctx, "ram:UntagResources", &resource_arn(e, rtype, n))?;
     }
@@ -1160,7 +1244,10 @@ fn list_tag_resources(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let start: usize = match decode_marker(ctx, "NextToken")? {
         None => 0,
         Some(s) => s.parse().map_err(|_| {
-            ApiError::bad("InvalidParameter.NextToken", "The parameter NextToken is not valid.")
+            ApiError::bad(
+                "InvalidParameter.NextToken",
+                "The parameter NextToken is not valid.",
+            )
         })?,
     };
     e.authorize(ctx, "ram:ListTagResources", &resource_arn(e, rtype, "*"))?;

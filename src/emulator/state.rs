@@ -467,7 +467,10 @@ impl State {
                 .unwrap_or(0);
             policy.last_version_number = policy.last_version_number.max(max);
             if policy.default_version.is_empty()
-                || !policy.versions.iter().any(|v| v.id == policy.default_version)
+                || !policy
+                    .versions
+                    .iter()
+                    .any(|v| v.id == policy.default_version)
             {
                 policy.default_version = policy
                     .versions

@@ -48,19 +48,34 @@ fn caller_identity(e: &Engine, ctx: &Ctx<'_>) -> Value {
 /// `acs:ram::<account>:role/<name>` -> the role name (account must be ours; name compared
 /// case-insensitively as ARNs are).
 fn role_from_arn(e: &Engine, arn: &str) -> ApiResult<String> {
-    let bad = || ApiError::bad("InvalidParameter.RoleArn", "The parameter RoleArn is not valid.");
+    let bad = || {
+        ApiError::bad(
+            "InvalidParameter.RoleArn",
+            "The parameter RoleArn is not valid.",
+        )
+    };
     let rest = arn.strip_prefix("acs:ram::").ok_or_else(bad)?;
     let (account, name) = rest.split_once(":role/").ok_or_else(bad)?;
     if account != e.state.account_id || name.is_empty() {
         // UNCONFIRMED for STS (reference §5.2).
-        return Err(ApiError::new(404, "EntityNotExist.Role", format!("The role not exists: {arn}.")));
+        return Err(ApiError::new(
+            404,
+            "EntityNotExist.Role",
+            format!("The role not exists: {arn}."),
+        ));
     }
     e.state
         .roles
         .keys()
         .find(|k| k.eq_ignore_ascii_case(name))
         .cloned()
-        .ok_or_else(|| ApiError::new(404, "EntityNotExist.Role", format!("The role not exists: {arn}.")))
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "EntityNotExist.Role",
+                format!("The role not exists: {arn}."),
+            )
+        })
 }
 
 struct Common {
@@ -90,12 +105,25 @@ fn common(e: &Engine, ctx: &Ctx<'_>) -> ApiResult<Common> {
                 "The parameter Policy is beyond the length limit of 2048.",
             ));
         }
-        Some(p) => Some(serde_json::from_str::<Value>(p).ok().filter(Value::is_object).ok_or_else(|| {
-            ApiError::bad("InvalidParameter.PolicyGrammar", "The parameter Policy is not a valid policy.")
-        })?),
+        Some(p) => Some(
+            serde_json::from_str::<Value>(p)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        "InvalidParameter.PolicyGrammar",
+                        "The parameter Policy is not a valid policy.",
+                    )
+                })?,
+        ),
     };
     let role = role_from_arn(e, arn)?;
-    let max = e.state.roles.get(&role).map(|r| r.max_session_duration).unwrap_or(3600) as i64;
+    let max = e
+        .state
+        .roles
+        .get(&role)
+        .map(|r| r.max_session_duration)
+        .unwrap_or(3600) as i64;
     let duration = ctx
         .params
         .int("DurationSeconds", "InvalidParameter.DurationSeconds")?
@@ -106,7 +134,12 @@ fn common(e: &Engine, ctx: &Ctx<'_>) -> ApiResult<Common> {
             format!("The parameter DurationSeconds must be between 900 and {max}."),
         ));
     }
-    Ok(Common { role, session_name, duration, policy })
+    Ok(Common {
+        role,
+        session_name,
+        duration,
+        policy,
+    })
 }
 
 fn random_text(n: usize) -> String {
@@ -115,8 +148,16 @@ fn random_text(n: usize) -> String {
 }
 
 fn issue(e: &mut Engine, ctx: &Ctx<'_>, c: Common) -> Value {
-    let role_id = e.state.roles.get(&c.role).map(|r| r.role_id.clone()).unwrap_or_default();
-    let akid = format!("STS.{}", hex::encode((0..12).map(|_| rand::random::<u8>()).collect::<Vec<_>>()));
+    let role_id = e
+        .state
+        .roles
+        .get(&c.role)
+        .map(|r| r.role_id.clone())
+        .unwrap_or_default();
+    let akid = format!(
+        "STS.{}",
+        hex::encode((0..12).map(|_| rand::random::<u8>()).collect::<Vec<_>>())
+    );
     let expiration = ctx.now + chrono::TimeDelta::seconds(c.duration);
     let session = Session {
         secret: random_text(30),
@@ -186,7 +227,10 @@ fn assume_role(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         }
         Caller::User { name, .. } => format!("acs:ram::{account}:user/{name}"),
         Caller::Role { session, .. } => {
-            format!("acs:ram::{account}:assumed-role/{}/{}", session.role, session.session_name)
+            format!(
+                "acs:ram::{account}:assumed-role/{}/{}",
+                session.role, session.session_name
+            )
         }
     };
     let req: Request = Engine::base_request(ctx, "sts:AssumeRole", &e.ram_role_resource(&c.role));
@@ -216,11 +260,17 @@ fn assume_role_with_oidc(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let provider = ctx.params.required("OIDCProviderArn")?.to_string();
     let token = ctx.params.required("OIDCToken")?.to_string();
     if !(4..=20000).contains(&token.len()) {
-        return Err(ApiError::bad("InvalidParameter.OIDCToken", "The parameter OIDCToken is not valid."));
+        return Err(ApiError::bad(
+            "InvalidParameter.OIDCToken",
+            "The parameter OIDCToken is not valid.",
+        ));
     }
     // UNCONFIRMED code for an undecodable token.
     let claims = jwt_claims(&token).ok_or_else(|| {
-        ApiError::bad("InvalidParameter.OIDCToken", "The parameter OIDCToken is not a valid JWT.")
+        ApiError::bad(
+            "InvalidParameter.OIDCToken",
+            "The parameter OIDCToken is not a valid JWT.",
+        )
     })?;
     let c = common(e, ctx)?;
     if !trusted(e, &c.role, &[("Federated", provider.clone())]) {
@@ -230,7 +280,11 @@ fn assume_role_with_oidc(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     }
     let text = |k: &str| match claims.get(k) {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
         Some(Value::Number(n)) => n
             .as_i64()
             .and_then(|t| chrono::DateTime::from_timestamp(t, 0))

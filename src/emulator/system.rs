@@ -92,7 +92,10 @@ mod tests {
         for (name, p) in super::builtin() {
             let v: serde_json::Value = serde_json::from_str(&p.document.0).unwrap();
             assert_eq!(v["Version"], "1", "{name}");
-            assert!(v["Statement"].as_array().is_some_and(|s| !s.is_empty()), "{name}");
+            assert!(
+                v["Statement"].as_array().is_some_and(|s| !s.is_empty()),
+                "{name}"
+            );
         }
     }
 }

@@ -308,9 +308,9 @@ impl OpKind {
             Cmp::StrLike => wildcard_match(w, a, false),
             Cmp::NumEq => matches!((num(a), num(w)), (Some(x), Some(y)) if x == y),
             Cmp::Num(ord, or_equal) => match (num(a), num(w)) {
-                (Some(x), Some(y)) => x.partial_cmp(&y).is_some_and(|o| {
-                    o == ord || (or_equal && o == std::cmp::Ordering::Equal)
-                }),
+                (Some(x), Some(y)) => x
+                    .partial_cmp(&y)
+                    .is_some_and(|o| o == ord || (or_equal && o == std::cmp::Ordering::Equal)),
                 _ => false,
             },
             Cmp::DateEq => matches!((date(a), date(w)), (Some(x), Some(y)) if x == y),
@@ -366,7 +366,11 @@ fn ip_in(a: &str, cidr: &str) -> bool {
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) if len <= 128 => {
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -398,10 +402,7 @@ mod tests {
     #[test]
     fn action_wildcards_are_case_insensitive() {
         let p = [allow(json!("RAM:get*"), json!("*"))];
-        assert_eq!(
-            eval(&p, &Request::new("ram:GetRole", "x")),
-            Decision::Allow
-        );
+        assert_eq!(eval(&p, &Request::new("ram:GetRole", "x")), Decision::Allow);
         assert_eq!(
             eval(&p, &Request::new("ram:ListRoles", "x")),
             Decision::ImplicitDeny
@@ -420,9 +421,27 @@ mod tests {
     #[test]
     fn resource_wildcards_are_case_sensitive() {
         let p = [allow(json!("ram:*"), json!("acs:ram:*:123:role/app-*"))];
-        assert!(eval(&p, &Request::new("ram:GetRole", "acs:ram:*:123:role/app-web")).is_allowed());
-        assert!(!eval(&p, &Request::new("ram:GetRole", "acs:ram:*:123:role/App-web")).is_allowed());
-        assert!(!eval(&p, &Request::new("ram:GetRole", "acs:ram:*:123:policy/app-web")).is_allowed());
+        assert!(
+            eval(
+                &p,
+                &Request::new("ram:GetRole", "acs:ram:*:123:role/app-web")
+            )
+            .is_allowed()
+        );
+        assert!(
+            !eval(
+                &p,
+                &Request::new("ram:GetRole", "acs:ram:*:123:role/App-web")
+            )
+            .is_allowed()
+        );
+        assert!(
+            !eval(
+                &p,
+                &Request::new("ram:GetRole", "acs:ram:*:123:policy/app-web")
+            )
+            .is_allowed()
+        );
     }
 
     #[test]
@@ -456,13 +475,17 @@ mod tests {
     }
 
     fn cond(c: Value) -> [Value; 1] {
-        [json!({"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":c}]})]
+        [
+            json!({"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":c}]}),
+        ]
     }
 
     #[test]
     fn string_conditions_or_within_key_and_across_keys() {
-        let p = cond(json!({"StringEquals":{"acs:Service":["imm.aliyuncs.com","oss.aliyuncs.com"]},
-                            "StringLike":{"ram:Tag":"team-*"}}));
+        let p = cond(
+            json!({"StringEquals":{"acs:Service":["imm.aliyuncs.com","oss.aliyuncs.com"]},
+                            "StringLike":{"ram:Tag":"team-*"}}),
+        );
         let base = Request::new("ram:PassRole", "r");
         assert!(!eval(&p, &base).is_allowed(), "missing keys");
         let r = base
@@ -470,16 +493,33 @@ mod tests {
             .with("acs:service", "oss.aliyuncs.com")
             .with("ram:Tag", "team-a");
         assert!(eval(&p, &r).is_allowed());
-        let r2 = base.with("acs:Service", "oss.aliyuncs.com").with("ram:Tag", "x");
+        let r2 = base
+            .with("acs:Service", "oss.aliyuncs.com")
+            .with("ram:Tag", "x");
         assert!(!eval(&p, &r2).is_allowed(), "second operator must hold too");
     }
 
     #[test]
     fn negated_and_ignore_case_operators() {
         let p = cond(json!({"StringNotEquals":{"acs:Service":"ecs.aliyuncs.com"}}));
-        assert!(eval(&p, &Request::new("a:b", "r")).is_allowed(), "absent key");
-        assert!(eval(&p, &Request::new("a:b", "r").with("acs:Service", "imm.aliyuncs.com")).is_allowed());
-        assert!(!eval(&p, &Request::new("a:b", "r").with("acs:Service", "ecs.aliyuncs.com")).is_allowed());
+        assert!(
+            eval(&p, &Request::new("a:b", "r")).is_allowed(),
+            "absent key"
+        );
+        assert!(
+            eval(
+                &p,
+                &Request::new("a:b", "r").with("acs:Service", "imm.aliyuncs.com")
+            )
+            .is_allowed()
+        );
+        assert!(
+            !eval(
+                &p,
+                &Request::new("a:b", "r").with("acs:Service", "ecs.aliyuncs.com")
+            )
+            .is_allowed()
+        );
         let q = cond(json!({"StringEqualsIgnoreCase":{"k":"ABC"}}));
         assert!(eval(&q, &Request::new("a:b", "r").with("k", "abc")).is_allowed());
         let n = cond(json!({"StringNotLike":{"k":"a*"}}));
@@ -503,10 +543,18 @@ mod tests {
         assert!(ok(json!({"NumericNotEquals":{"n":"4"}})));
         assert!(ok(json!({"Bool":{"acs:SecureTransport":"True"}})));
         assert!(!ok(json!({"Bool":{"acs:SecureTransport":"false"}})));
-        assert!(ok(json!({"DateLessThan":{"acs:CurrentTime":"2027-01-01T00:00:00Z"}})));
-        assert!(ok(json!({"DateGreaterThan":{"acs:CurrentTime":"2026-01-01T00:00:00+08:00"}})));
-        assert!(!ok(json!({"DateGreaterThan":{"acs:CurrentTime":"2027-01-01T00:00:00Z"}})));
-        assert!(ok(json!({"IpAddress":{"acs:SourceIp":["192.168.0.0/16","10.0.0.0/8"]}})));
+        assert!(ok(
+            json!({"DateLessThan":{"acs:CurrentTime":"2027-01-01T00:00:00Z"}})
+        ));
+        assert!(ok(
+            json!({"DateGreaterThan":{"acs:CurrentTime":"2026-01-01T00:00:00+08:00"}})
+        ));
+        assert!(!ok(
+            json!({"DateGreaterThan":{"acs:CurrentTime":"2027-01-01T00:00:00Z"}})
+        ));
+        assert!(ok(
+            json!({"IpAddress":{"acs:SourceIp":["192.168.0.0/16","10.0.0.0/8"]}})
+        ));
         assert!(!ok(json!({"IpAddress":{"acs:SourceIp":"10.2.0.0/16"}})));
         assert!(ok(json!({"NotIpAddress":{"acs:SourceIp":"10.2.0.0/16"}})));
         assert!(ok(json!({"StringEqualsIfExists":{"missing":"x"}})));
