@@ -1,13 +1,134 @@
-//! `immctl emulator`.
+//! `immctl emulator`: serve the RAM / IMM / STS emulator until SIGINT / SIGTERM.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::emulator::{self, EmulatorOptions};
 
 #[derive(Debug, Args)]
-pub struct EmulatorArgs {}
+pub struct EmulatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// State file (YAML or JSON): loaded at start if it exists, rewritten atomically after
+    /// every change. Without it the emulator starts with a fresh test account.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Latency added to every API call (e.g. `20ms`, `1s`).
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    pub latency: Duration,
+    /// Probability (0..1) of a random fault per call (throttling, 503, 500, dropped connection).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_rate: f64,
+    /// Multiplier of the documented per-action quotas; 0 disables them.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate_limit_scale: f64,
+    /// How long a just-created role, policy or project stays invisible to reads.
+    #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+    pub consistency_delay: Duration,
+}
 
-pub fn run(_global: &GlobalArgs, _args: EmulatorArgs) -> i32 {
-    eprintln!("error: `immctl emulator` is not built yet");
-    super::EXIT_ERROR
+/// `250ms`, `2s`, `1m`, or a bare number of milliseconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "ms"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 20ms, 2s, 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s or m")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("invalid duration {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub fn run(global: &GlobalArgs, args: EmulatorArgs) -> i32 {
+    match serve(global, args) {
+        Ok(()) => super::EXIT_OK,
+        Err(e) => {
+            super::report_error(&e);
+            super::EXIT_ERROR
+        }
+    }
+}
+
+fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&args.fault_rate) {
+        anyhow::bail!("--fault-rate must be between 0 and 1");
+    }
+    if args.rate_limit_scale < 0.0 {
+        anyhow::bail!("--rate-limit-scale must not be negative");
+    }
+    let opts = EmulatorOptions {
+        state: None,
+        state_file: args.state.clone(),
+        latency: args.latency,
+        fault_rate: args.fault_rate,
+        rate_limit_scale: args.rate_limit_scale,
+        consistency_delay: args.consistency_delay,
+        region: global
+            .region
+            .clone()
+            .unwrap_or_else(|| emulator::DEFAULT_REGION.to_string()),
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!("immctl emulator listening on http://{addr}");
+        emulator::serve(listener, opts, shutdown_signal())
+            .await
+            .context("serving the emulator")
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_common_units() {
+        assert_eq!(parse_duration("20ms").unwrap(), Duration::from_millis(20));
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("15").unwrap(), Duration::from_millis(15));
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("x").is_err());
+    }
 }

@@ -5,5 +5,6 @@
 //! Pure code: no I/O, no clock, no tokio.
 
 pub mod document;
+pub mod eval;
 
 pub use document::PolicyDocument;

@@ -1,0 +1,508 @@
+//! The emulator's persistent state: one account's RAM users, access keys, roles, custom
+//! policies (with versions), attachments, tags, and IMM projects per region.
+//!
+//! This is also the state-file format (`--state FILE`, YAML or JSON; see docs/emulator.md).
+//! Field names are camelCase. Documents may be written as JSON text or as a YAML/JSON map;
+//! they are kept as the exact text (RAM returns documents as submitted).
+//! Loading and saving only: no request handling here.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The account id used when a state does not name one.
+pub const DEFAULT_ACCOUNT_ID: &str = "1234567890123456";
+/// The test-only administrator key of a fresh emulator.
+pub const DEFAULT_ACCESS_KEY_ID: &str = "emulator-admin";
+/// Its secret (test-only; documented in the README).
+pub const DEFAULT_ACCESS_KEY_SECRET: &str = "emulator-secret";
+
+/// A policy or trust document, kept as text. Deserializes from a JSON string or a map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(transparent)]
+pub struct DocText(pub String);
+
+impl<'de> Deserialize<'de> for DocText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Ok(match v {
+            serde_json::Value::String(s) => DocText(s),
+            other => DocText(other.to_string()),
+        })
+    }
+}
+
+/// The whole emulated account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct State {
+    #[serde(default = "default_account")]
+    pub account_id: String,
+    /// RAM users (by name): the identities access keys belong to.
+    #[serde(default)]
+    pub users: BTreeMap<String, User>,
+    /// Access keys. A key without `user` is the account's root key (never checked by RAM).
+    #[serde(default)]
+    pub access_keys: Vec<AccessKey>,
+    /// Roles by name.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Role>,
+    /// Custom policies by name.
+    #[serde(default)]
+    pub policies: BTreeMap<String, Policy>,
+    /// Extra System policies beyond the built-in set (read-only to API callers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub system_policies: BTreeMap<String, SystemPolicy>,
+    /// When true, the role `AliyunIMMDefaultRole` exists (as after the console's one-time
+    /// "Cloud Resource Access Authorization"), trusted by `imm.aliyuncs.com` with the System
+    /// policy `AliyunIMMDefaultRolePolicy` attached. Seeded on load if missing.
+    #[serde(default)]
+    pub imm_default_role_authorized: bool,
+    /// IMM projects: region -> project name -> project.
+    #[serde(default)]
+    pub projects: BTreeMap<String, BTreeMap<String, Project>>,
+}
+
+fn default_account() -> String {
+    DEFAULT_ACCOUNT_ID.to_string()
+}
+
+fn default_session() -> u32 {
+    3600
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct User {
+    #[serde(default)]
+    pub user_id: String,
+    /// Attached policies (their permissions are the user's).
+    #[serde(default)]
+    pub policies: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessKey {
+    pub id: String,
+    pub secret: String,
+    /// The RAM user this key belongs to; absent = the account's root identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// A policy attached to a role or user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Attachment {
+    /// `Custom` or `System`.
+    #[serde(rename = "type", default = "custom")]
+    pub policy_type: String,
+    pub name: String,
+    #[serde(default)]
+    pub attach_date: String,
+}
+
+fn custom() -> String {
+    "Custom".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Role {
+    #[serde(default)]
+    pub role_id: String,
+    #[serde(default)]
+    pub description: String,
+    pub assume_role_policy_document: DocText,
+    #[serde(default = "default_session")]
+    pub max_session_duration: u32,
+    #[serde(default)]
+    pub create_date: String,
+    #[serde(default)]
+    pub update_date: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub policies: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub create_date: String,
+    #[serde(default)]
+    pub update_date: String,
+    /// `vN` of the default version.
+    #[serde(default)]
+    pub default_version: String,
+    /// Highest version number ever used: numbers are never reused after deletion.
+    #[serde(default)]
+    pub last_version_number: u32,
+    #[serde(default)]
+    pub versions: Vec<PolicyVersion>,
+    /// Shorthand for hand-written states: the document of a single `v1`.
+    #[serde(default, skip_serializing)]
+    pub document: Option<DocText>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyVersion {
+    pub id: String,
+    pub document: DocText,
+    #[serde(default)]
+    pub create_date: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SystemPolicy {
+    #[serde(default)]
+    pub description: String,
+    pub document: DocText,
+    #[serde(default = "v1")]
+    pub default_version: String,
+    #[serde(default = "system_date")]
+    pub create_date: String,
+}
+
+fn v1() -> String {
+    "v1".to_string()
+}
+fn system_date() -> String {
+    "2015-04-28T03:21:23Z".to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Project {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_service_role")]
+    pub service_role: String,
+    #[serde(default)]
+    pub template_id: String,
+    #[serde(default = "d_project_max_dataset_count")]
+    pub project_max_dataset_count: i64,
+    #[serde(default = "d_dataset_max_bind_count")]
+    pub dataset_max_bind_count: i64,
+    #[serde(default = "d_dataset_max_file_count")]
+    pub dataset_max_file_count: i64,
+    #[serde(default = "d_dataset_max_entity_count")]
+    pub dataset_max_entity_count: i64,
+    #[serde(default = "d_dataset_max_relation_count")]
+    pub dataset_max_relation_count: i64,
+    #[serde(default = "d_dataset_max_total_file_size")]
+    pub dataset_max_total_file_size: i64,
+    #[serde(default = "d_hundred")]
+    pub engine_concurrency: i64,
+    #[serde(default = "d_hundred")]
+    pub project_queries_per_second: i64,
+    #[serde(default)]
+    pub create_time: String,
+    #[serde(default)]
+    pub update_time: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub datasets: BTreeMap<String, Dataset>,
+}
+
+pub fn default_service_role() -> String {
+    "AliyunIMMDefaultRole".to_string()
+}
+pub fn d_project_max_dataset_count() -> i64 {
+    1_000_000_000
+}
+pub fn d_dataset_max_bind_count() -> i64 {
+    10
+}
+pub fn d_dataset_max_file_count() -> i64 {
+    100_000_000
+}
+pub fn d_dataset_max_entity_count() -> i64 {
+    10_000_000_000
+}
+pub fn d_dataset_max_relation_count() -> i64 {
+    100_000_000_000
+}
+pub fn d_dataset_max_total_file_size() -> i64 {
+    90_000_000_000_000_000
+}
+pub fn d_hundred() -> i64 {
+    100
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dataset {
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub template_id: String,
+    pub dataset_max_bind_count: i64,
+    pub dataset_max_file_count: i64,
+    pub dataset_max_entity_count: i64,
+    pub dataset_max_relation_count: i64,
+    pub dataset_max_total_file_size: i64,
+    #[serde(default)]
+    pub workflow_parameters: Vec<WorkflowParameter>,
+    #[serde(default)]
+    pub create_time: String,
+    #[serde(default)]
+    pub update_time: String,
+    /// Bindings by URI.
+    #[serde(default)]
+    pub bindings: BTreeMap<String, Binding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WorkflowParameter {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Binding {
+    pub state: String,
+    pub phase: String,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub create_time: String,
+    #[serde(default)]
+    pub update_time: String,
+}
+
+impl Default for State {
+    /// A fresh account: `1234567890123456`, one RAM user `admin` with `AdministratorAccess`
+    /// and its key `emulator-admin` / `emulator-secret`.
+    fn default() -> Self {
+        let mut users = BTreeMap::new();
+        users.insert(
+            "admin".to_string(),
+            User {
+                user_id: "200000000000000001".to_string(),
+                policies: vec![Attachment {
+                    policy_type: "System".to_string(),
+                    name: "AdministratorAccess".to_string(),
+                    attach_date: system_date(),
+                }],
+            },
+        );
+        State {
+            account_id: default_account(),
+            users,
+            access_keys: vec![AccessKey {
+                id: DEFAULT_ACCESS_KEY_ID.to_string(),
+                secret: DEFAULT_ACCESS_KEY_SECRET.to_string(),
+                user: Some("admin".to_string()),
+            }],
+            roles: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            system_policies: BTreeMap::new(),
+            imm_default_role_authorized: false,
+            projects: BTreeMap::new(),
+        }
+    }
+}
+
+/// Errors loading or saving a state file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("reading state file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("parsing state file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("writing state file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn is_yaml(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml") | Some("yml")
+    )
+}
+
+impl State {
+    /// Parse a state from YAML or JSON text (YAML is a superset, so one parser serves).
+    pub fn from_text(text: &str) -> Result<State, String> {
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Load a state file (YAML or JSON) and fill in generated fields.
+    pub fn load(path: &Path, now: &str) -> Result<State, StateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut state = State::from_text(&text).map_err(|message| StateError::Parse {
+            path: path.display().to_string(),
+            message,
+        })?;
+        state.normalize(now);
+        Ok(state)
+    }
+
+    /// Write atomically: a temporary file in the same directory, fsync, then rename, so a
+    /// crash leaves either the old or the new file, never a torn one.
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        use std::io::Write;
+        let err = |source| StateError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        let text = if is_yaml(path) {
+            serde_yaml::to_string(self).map_err(|e| err(std::io::Error::other(e)))?
+        } else {
+            serde_json::to_string_pretty(self).map_err(|e| err(std::io::Error::other(e)))?
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
+        tmp.write_all(text.as_bytes()).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+
+    /// Fill generated fields a hand-written state may omit (ids, dates, `v1` from the
+    /// `document` shorthand, the authorized IMM default role).
+    pub fn normalize(&mut self, now: &str) {
+        let mut counter = 0u64;
+        let account = self.account_id.clone();
+        for (name, user) in self.users.iter_mut() {
+            if user.user_id.is_empty() {
+                user.user_id = numeric_id(&format!("{account}/user/{name}"), &mut counter);
+            }
+            for a in user.policies.iter_mut() {
+                if a.attach_date.is_empty() {
+                    a.attach_date = now.to_string();
+                }
+            }
+        }
+        if self.imm_default_role_authorized && !self.roles.contains_key("AliyunIMMDefaultRole") {
+            self.roles.insert(
+                "AliyunIMMDefaultRole".to_string(),
+                Role {
+                    role_id: String::new(),
+                    description: "IMM will use this role to access your resources in other services.".to_string(),
+                    assume_role_policy_document: DocText(
+                        r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["imm.aliyuncs.com"]}}],"Version":"1"}"#
+                            .to_string(),
+                    ),
+                    max_session_duration: 3600,
+                    create_date: String::new(),
+                    update_date: String::new(),
+                    tags: BTreeMap::new(),
+                    policies: vec![Attachment {
+                        policy_type: "System".to_string(),
+                        name: "AliyunIMMDefaultRolePolicy".to_string(),
+                        attach_date: String::new(),
+                    }],
+                },
+            );
+        }
+        for (name, role) in self.roles.iter_mut() {
+            if role.role_id.is_empty() {
+                role.role_id = numeric_id(&format!("{account}/role/{name}"), &mut counter);
+            }
+            if role.create_date.is_empty() {
+                role.create_date = now.to_string();
+            }
+            if role.update_date.is_empty() {
+                role.update_date = role.create_date.clone();
+            }
+            for a in role.policies.iter_mut() {
+                if a.attach_date.is_empty() {
+                    a.attach_date = now.to_string();
+                }
+            }
+        }
+        for policy in self.policies.values_mut() {
+            if policy.create_date.is_empty() {
+                policy.create_date = now.to_string();
+            }
+            if policy.update_date.is_empty() {
+                policy.update_date = policy.create_date.clone();
+            }
+            if let Some(doc) = policy.document.take()
+                && policy.versions.is_empty()
+            {
+                policy.versions.push(PolicyVersion {
+                    id: "v1".to_string(),
+                    document: doc,
+                    create_date: policy.create_date.clone(),
+                });
+            }
+            for v in policy.versions.iter_mut() {
+                if v.create_date.is_empty() {
+                    v.create_date = policy.create_date.clone();
+                }
+            }
+            let max = policy
+                .versions
+                .iter()
+                .filter_map(|v| version_number(&v.id))
+                .max()
+                .unwrap_or(0);
+            policy.last_version_number = policy.last_version_number.max(max);
+            if policy.default_version.is_empty()
+                || !policy
+                    .versions
+                    .iter()
+                    .any(|v| v.id == policy.default_version)
+            {
+                policy.default_version = policy
+                    .versions
+                    .first()
+                    .map(|v| v.id.clone())
+                    .unwrap_or_default();
+            }
+        }
+        for projects in self.projects.values_mut() {
+            for p in projects.values_mut() {
+                if p.create_time.is_empty() {
+                    p.create_time = now.to_string();
+                }
+                if p.update_time.is_empty() {
+                    p.update_time = p.create_time.clone();
+                }
+            }
+        }
+    }
+}
+
+/// `v7` -> 7.
+pub fn version_number(id: &str) -> Option<u32> {
+    id.strip_prefix('v')?.parse().ok()
+}
+
+/// A stable 16-digit numeric id derived from a seed (so a hand-written state gets the same
+/// ids on every load).
+fn numeric_id(seed: &str, counter: &mut u64) -> String {
+    use sha2::Digest;
+    *counter += 1;
+    let h = sha2::Sha256::digest(seed.as_bytes());
+    let n = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) % 9_000_000_000_000_000;
+    format!("{}", 1_000_000_000_000_000 + n)
+}
