@@ -1,0 +1,3 @@
+//! One integration-test binary; one module per area.
+
+mod settings;
