@@ -433,3 +433,30 @@ fn input_value(input: &SettingsInput, key: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// The settings shipped in `deploy/base/configmap.yaml` must resolve: a typo there would
+/// crash-loop every fresh install.
+#[test]
+fn the_kubernetes_configmap_settings_resolve() {
+    let text = std::fs::read_to_string("deploy/base/configmap.yaml").unwrap();
+    let cm: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let config = cm["data"]["config.yaml"].as_str().expect("data.config.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let input = SettingsInput {
+        config: Some(path.clone()),
+        ..SettingsInput::default()
+    };
+    let s = resolve(&input, env(&[])).unwrap();
+    assert_eq!(s.daemon.listen.port(), 9090);
+    assert_eq!(s.log_format, LogFormat::Json);
+    // Every key in the shipped file is set there on purpose.
+    assert!(
+        s.origins
+            .iter()
+            .filter(|(_, o)| **o == Origin::File(path.clone()))
+            .count()
+            >= 8
+    );
+}
