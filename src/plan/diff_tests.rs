@@ -559,3 +559,11 @@ fn check_catches_broken_plans() {
     let errs = check(&foreign).unwrap_err();
     assert!(errs.iter().any(|e| e.contains("owner tag")), "{errs:?}");
 }
+
+#[test]
+fn live_serializes_to_json() {
+    let live = orphaned_live();
+    let text = serde_json::to_string(&live).unwrap();
+    let back: Live = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, live);
+}
