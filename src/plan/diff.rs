@@ -125,6 +125,7 @@ pub fn diff(desired: &Desired, live: &Live, settings: &PlanSettings) -> Plan {
         drafts: BTreeMap::new(),
         findings: Vec::new(),
         managed_roles: BTreeSet::new(),
+        managed_projects: BTreeSet::new(),
     };
     for dp in desired.policies.values() {
         p.plan_policy(dp);
@@ -176,6 +177,8 @@ struct Planner<'a> {
     findings: Vec<Finding>,
     /// Roles whose attachments this plan manages (declared and ours, created or adopted).
     managed_roles: BTreeSet<String>,
+    /// Declared projects this plan manages (created, ours, or adopted).
+    managed_projects: BTreeSet<ProjectKey>,
 }
 
 fn reason(code: &str, message: impl Into<String>) -> Reason {
@@ -878,7 +881,11 @@ impl Planner<'_> {
         let address = Address::project(&key);
         let live = self.live.projects.get(&key);
         let want_tags = desired_tags(&dj.tags, dj.deletion_policy, self.owner());
-        match self.stance(&address, live.map(|l| &l.tags), dj.adopt) {
+        let stance = self.stance(&address, live.map(|l| &l.tags), dj.adopt);
+        if !matches!(stance, Stance::Skip) {
+            self.managed_projects.insert(key.clone());
+        }
+        match stance {
             Stance::Skip => {}
             Stance::Create => self.add(
                 Phase::Projects,
@@ -990,7 +997,8 @@ impl Planner<'_> {
         }
     }
 
-    /// The service role each live project will use after this plan (projects this plan
+    /// The service role each project will use after this plan: the declared one for projects
+    /// this plan manages, the live one for every other live project (projects this plan
     /// deletes use none).
     fn project_roles_after(
         &self,
@@ -1002,8 +1010,8 @@ impl Planner<'_> {
                 continue;
             }
             let role = match self.desired.projects.get(key) {
-                Some(dj) => dj.service_role.clone(),
-                None => lp.service_role.clone(),
+                Some(dj) if self.managed_projects.contains(key) => dj.service_role.clone(),
+                _ => lp.service_role.clone(),
             };
             out.push((Address::project(key), role));
         }
