@@ -10,3 +10,6 @@ pub mod text;
 pub use json::render_json;
 pub use markdown::render_markdown;
 pub use text::render_text;
+
+#[cfg(test)]
+mod tests;
