@@ -21,6 +21,8 @@ pub struct Live {
     pub roles: BTreeMap<String, LiveRole>,
     /// Custom policies only.
     pub policies: BTreeMap<String, LivePolicy>,
+    /// Serialized as a list (JSON map keys must be strings); the key is `(region, name)`.
+    #[serde(with = "projects_as_list")]
     pub projects: BTreeMap<ProjectKey, LiveProject>,
     /// Every role name in the account (from ListRoles).
     pub role_names: BTreeSet<String>,
@@ -81,4 +83,37 @@ pub struct LiveProject {
     pub dataset_max_relation_count: i64,
     pub dataset_max_total_file_size: i64,
     pub tags: Tags,
+}
+
+/// `Live::projects` as a JSON list of projects (a struct cannot be a JSON map key).
+mod projects_as_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::LiveProject;
+    use crate::manifest::ProjectKey;
+
+    pub fn serialize<S: Serializer>(
+        projects: &BTreeMap<ProjectKey, LiveProject>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(projects.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<ProjectKey, LiveProject>, D::Error> {
+        let list = Vec::<LiveProject>::deserialize(d)?;
+        Ok(list
+            .into_iter()
+            .map(|p| {
+                let key = ProjectKey {
+                    region: p.region.clone(),
+                    name: p.name.clone(),
+                };
+                (key, p)
+            })
+            .collect())
+    }
 }

@@ -30,6 +30,76 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }
+
+    /// Counts by action, for summary lines.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Adopt => s.adopt += 1,
+                Action::Delete => s.delete += 1,
+            }
+        }
+        s
+    }
+
+    /// True when any finding has `Severity::Error` (apply refuses such a plan).
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Error)
+    }
+}
+
+/// Number of changes per action.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub adopt: usize,
+    pub delete: usize,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plan: {} to create, {} to update, {} to adopt, {} to delete.",
+            self.create, self.update, self.adopt, self.delete
+        )
+    }
+}
+
+/// How to plan: the knobs that come from settings and flags (never from manifests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanSettings {
+    /// Value of the `immctl-owner` tag this run owns.
+    pub owner: String,
+    /// `--adopt`: take over declared resources that exist without any owner tag.
+    pub adopt: bool,
+    /// `--prune`: delete owned resources that are no longer declared.
+    pub prune: bool,
+    /// `--max-deletions`: prune refuses to delete more resources than this...
+    pub max_deletions: usize,
+    /// ...unless `--allow-mass-delete`.
+    pub allow_mass_delete: bool,
+    /// `--target`: when not empty, only changes at these addresses (a role address also
+    /// selects its attachments) and the changes they depend on are planned.
+    pub targets: Vec<Address>,
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings {
+            owner: "default".to_string(),
+            adopt: false,
+            prune: false,
+            max_deletions: 5,
+            allow_mass_delete: false,
+            targets: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -37,10 +107,29 @@ impl Plan {
 pub enum Action {
     Create,
     Update,
-    /// Only the owner tag is added to an existing resource (with `--adopt` / `spec.adopt`);
-    /// other updates of an adopted resource are separate `Update`s.
+    /// An existing resource without our owner tag is taken over (with `--adopt` /
+    /// `spec.adopt`). Its first op adds the owner tag; the ops that bring the other fields in
+    /// line follow in the same change (one change per address, so the executor never sees
+    /// two changes for one resource).
     Adopt,
     Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Adopt => "adopt",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One resource's change.
@@ -76,6 +165,22 @@ pub enum Severity {
     Error,
     Warning,
     Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A lint or planner finding. `Error` findings block apply unless forced.
