@@ -1,0 +1,1110 @@
+//! Where the AccessKey comes from: the default chain of the official SDKs
+//! (reference/credentials.md §1, §9) and each provider in it.
+//!
+//! Order: environment (`ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN`) → OIDC
+//! (only when `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
+//! `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are all set; STS `AssumeRoleWithOIDC`) → the aliyun CLI
+//! profile file `~/.aliyun/config.json` (modes `AK`, `StsToken`, `RamRoleArn`, `EcsRamRole`,
+//! `OIDC`, `ChainableRamRoleArn`) → the INI file `~/.alibabacloud/credentials.ini` → ECS
+//! instance metadata (token header, IMDSv1 fallback) → `ALIBABA_CLOUD_CREDENTIALS_URI`.
+//! The chain is sticky: the first source that yields credentials is used from then on.
+//!
+//! Temporary credentials are refreshed 15 minutes before `Expiration`. STS and URI sources
+//! use the *strict* policy (a failed refresh of a stale credential is an error); the ECS
+//! source the *lenient* one (the stale value is served and the next attempt pushed back).
+//!
+//! This module (with `settings.rs`) is the only place that reads the environment, and only
+//! in [`ChainConfig::from_env`]. The chosen source is logged at debug level; secrets never
+//! are: [`Credentials`] holds them in [`Secret`], whose `Debug` prints `***`, and error
+//! messages carry codes and request ids, never a request.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+pub use super::wire::Secret;
+use super::wire::{AssumeRoleResponse, STS_VERSION};
+
+/// Default STS endpoint.
+pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.aliyuncs.com";
+/// Default ECS metadata endpoint.
+pub const DEFAULT_ECS_METADATA_ENDPOINT: &str = "http://100.100.100.200";
+/// Temporary credentials are refreshed this long before they expire.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(15 * 60);
+
+/// A usable AccessKey (with an STS token when temporary). `Debug` hides the secret parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    pub security_token: Option<Secret>,
+    /// `None` for long-lived keys.
+    pub expiration: Option<DateTime<Utc>>,
+    /// Where they came from, e.g. `env`, `cli_profile/RamRoleArn`, `ecs_ram_role`.
+    pub source: String,
+}
+
+/// Why no credentials could be had. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CredentialsError {
+    /// Every source of the default chain failed (each one's reason, in chain order).
+    #[error("no credentials found; every source failed: {}", .0.join("; "))]
+    Chain(Vec<String>),
+    /// One source failed.
+    #[error("credentials from {provider}: {message}")]
+    Provider { provider: String, message: String },
+}
+
+fn perr(provider: &str, message: impl Into<String>) -> CredentialsError {
+    CredentialsError::Provider {
+        provider: provider.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Role assumption through STS `AssumeRole`, signed with `source`'s credentials.
+#[derive(Debug, Clone)]
+pub struct RoleArnConfig {
+    pub role_arn: String,
+    /// Default `immctl-<unix seconds>`.
+    pub role_session_name: Option<String>,
+    /// Default 3600; at least 900.
+    pub duration_seconds: Option<u32>,
+    pub policy: Option<String>,
+    pub external_id: Option<String>,
+    /// Default [`DEFAULT_STS_ENDPOINT`].
+    pub sts_endpoint: Option<String>,
+}
+
+/// Role assumption through STS `AssumeRoleWithOIDC` (unsigned; RRSA on ACK).
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub role_arn: String,
+    pub oidc_provider_arn: String,
+    /// Re-read on every refresh.
+    pub oidc_token_file: PathBuf,
+    pub role_session_name: Option<String>,
+    pub duration_seconds: Option<u32>,
+    pub policy: Option<String>,
+    pub sts_endpoint: Option<String>,
+}
+
+/// The ECS RAM role through the instance metadata service.
+#[derive(Debug, Clone, Default)]
+pub struct EcsConfig {
+    /// Default [`DEFAULT_ECS_METADATA_ENDPOINT`].
+    pub endpoint: Option<String>,
+    /// Read from the metadata service when `None`.
+    pub role_name: Option<String>,
+    /// `true`: the IMDSv2 token is mandatory (no IMDSv1 fallback).
+    pub imdsv1_disabled: bool,
+}
+
+/// Inputs of the default chain: the environment (as a map, so tests pass their own), the
+/// home directory, and endpoint overrides (for loopback tests).
+#[derive(Debug, Clone, Default)]
+pub struct ChainConfig {
+    pub vars: BTreeMap<String, String>,
+    pub home: Option<PathBuf>,
+    /// Overrides every STS endpoint the chain would use.
+    pub sts_endpoint: Option<String>,
+    /// Overrides the ECS metadata endpoint.
+    pub ecs_metadata_endpoint: Option<String>,
+}
+
+impl ChainConfig {
+    /// The process environment (`ALIBABA_CLOUD_*`) and `$HOME`. The only env read here.
+    pub fn from_env() -> Self {
+        let vars = std::env::vars()
+            .filter(|(k, _)| k.starts_with("ALIBABA_CLOUD_"))
+            .collect();
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("HOMEPATH"))
+            .map(PathBuf::from);
+        ChainConfig {
+            vars,
+            home,
+            sts_endpoint: None,
+            ecs_metadata_endpoint: None,
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.var(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// STS endpoint: override, else `ALIBABA_CLOUD_STS_REGION` (+ VPC), else the profile's
+    /// region, else the global one.
+    fn sts_endpoint(&self, profile_region: Option<&str>, profile_vpc: bool) -> String {
+        if let Some(e) = &self.sts_endpoint {
+            return e.clone();
+        }
+        let vpc = profile_vpc || self.flag("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED");
+        match self.var("ALIBABA_CLOUD_STS_REGION").or(profile_region) {
+            Some(region) if vpc => format!("https://sts-vpc.{region}.aliyuncs.com"),
+            Some(region) => format!("https://sts.{region}.aliyuncs.com"),
+            None => DEFAULT_STS_ENDPOINT.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StalePolicy {
+    Strict,
+    Lenient,
+}
+
+enum Kind {
+    Static(Credentials),
+    AssumeRole {
+        source: CredentialsProvider,
+        config: RoleArnConfig,
+    },
+    Oidc(OidcConfig),
+    Ecs(EcsConfig),
+    Uri(String),
+    /// Candidates in chain order; `Err` holds why a candidate could not even be built.
+    Chain(Vec<(String, Result<CredentialsProvider, CredentialsError>)>),
+}
+
+#[derive(Default)]
+struct Cache {
+    value: Option<Credentials>,
+    stale_at: Option<DateTime<Utc>>,
+    /// Lenient policy: no new attempt before this.
+    next_attempt: Option<DateTime<Utc>>,
+    failures: u32,
+    /// Chain: the index of the source that worked (sticky).
+    chosen: Option<usize>,
+}
+
+struct Inner {
+    name: String,
+    kind: Kind,
+    http: reqwest::Client,
+    cache: tokio::sync::Mutex<Cache>,
+}
+
+/// A source of credentials. Cheap to clone; clones share the cached value.
+#[derive(Clone)]
+pub struct CredentialsProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CredentialsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsProvider")
+            .field("source", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn http_client(connect: Duration, read: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(connect)
+        .timeout(connect + read)
+        .build()
+        .expect("a reqwest client with timeouts always builds")
+}
+
+impl CredentialsProvider {
+    fn new(name: impl Into<String>, kind: Kind) -> Self {
+        let http = match &kind {
+            Kind::Ecs(_) => http_client(Duration::from_secs(1), Duration::from_secs(1)),
+            _ => http_client(Duration::from_secs(5), Duration::from_secs(10)),
+        };
+        CredentialsProvider {
+            inner: Arc::new(Inner {
+                name: name.into(),
+                kind,
+                http,
+                cache: tokio::sync::Mutex::new(Cache::default()),
+            }),
+        }
+    }
+
+    /// A long-lived AccessKey.
+    pub fn static_ak(access_key_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self::static_credentials(Credentials {
+            access_key_id: access_key_id.into(),
+            access_key_secret: Secret::new(secret),
+            security_token: None,
+            expiration: None,
+            source: "static_ak".into(),
+        })
+    }
+
+    /// A fixed STS credential (AK + token).
+    pub fn static_sts(
+        access_key_id: impl Into<String>,
+        secret: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        Self::static_credentials(Credentials {
+            access_key_id: access_key_id.into(),
+            access_key_secret: Secret::new(secret),
+            security_token: Some(Secret::new(token)),
+            expiration: None,
+            source: "static_sts".into(),
+        })
+    }
+
+    pub fn static_credentials(c: Credentials) -> Self {
+        Self::new(c.source.clone(), Kind::Static(c))
+    }
+
+    /// `AssumeRole` with `source`'s credentials, refreshed before expiry (strict).
+    pub fn assume_role(source: CredentialsProvider, config: RoleArnConfig) -> Self {
+        Self::new(
+            format!("ram_role_arn({})", source.name()),
+            Kind::AssumeRole { source, config },
+        )
+    }
+
+    /// `AssumeRoleWithOIDC` with the token file's contents, refreshed before expiry (strict).
+    pub fn oidc(config: OidcConfig) -> Self {
+        Self::new("oidc_role_arn", Kind::Oidc(config))
+    }
+
+    /// The ECS instance RAM role (lenient).
+    pub fn ecs_ram_role(config: EcsConfig) -> Self {
+        Self::new("ecs_ram_role", Kind::Ecs(config))
+    }
+
+    /// A credentials service answering `{"Code":"Success","AccessKeyId",...}` (strict).
+    pub fn uri(url: impl Into<String>) -> Self {
+        Self::new("credentials_uri", Kind::Uri(url.into()))
+    }
+
+    /// The official SDKs' default chain (see the module docs). Files are read now; the
+    /// network is touched only by [`credentials`](Self::credentials).
+    pub fn default_chain(config: ChainConfig) -> Self {
+        let mut candidates = Vec::new();
+
+        // 1. Environment.
+        let env = match (
+            config.var("ALIBABA_CLOUD_ACCESS_KEY_ID"),
+            config.var("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+        ) {
+            (Some(id), Some(secret)) => Ok(Self::static_credentials(Credentials {
+                access_key_id: id.to_string(),
+                access_key_secret: Secret::new(secret),
+                security_token: config.var("ALIBABA_CLOUD_SECURITY_TOKEN").map(Secret::new),
+                expiration: None,
+                source: "env".into(),
+            })),
+            _ => Err(perr(
+                "env",
+                "ALIBABA_CLOUD_ACCESS_KEY_ID or ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set",
+            )),
+        };
+        candidates.push(("env".to_string(), env));
+
+        // 2. OIDC, only when all three variables are set.
+        if let (Some(role), Some(provider), Some(file)) = (
+            config.var("ALIBABA_CLOUD_ROLE_ARN"),
+            config.var("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"),
+            config.var("ALIBABA_CLOUD_OIDC_TOKEN_FILE"),
+        ) {
+            let p = Self::oidc(OidcConfig {
+                role_arn: role.to_string(),
+                oidc_provider_arn: provider.to_string(),
+                oidc_token_file: PathBuf::from(file),
+                role_session_name: config
+                    .var("ALIBABA_CLOUD_ROLE_SESSION_NAME")
+                    .map(str::to_string),
+                duration_seconds: None,
+                policy: None,
+                sts_endpoint: Some(config.sts_endpoint(None, false)),
+            });
+            candidates.push(("oidc".to_string(), Ok(p)));
+        }
+
+        // 3. aliyun CLI profile.
+        if !config.flag("ALIBABA_CLOUD_CLI_PROFILE_DISABLED") {
+            let c = match &config.home {
+                Some(home) => cli_profile(&config, &home.join(".aliyun").join("config.json")),
+                None => Err(perr("cli_profile", "no home directory")),
+            };
+            candidates.push(("cli_profile".to_string(), c));
+        }
+
+        // 4. INI file.
+        let ini_path = config
+            .var("ALIBABA_CLOUD_CREDENTIALS_FILE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                config
+                    .home
+                    .as_ref()
+                    .map(|h| h.join(".alibabacloud").join("credentials.ini"))
+            });
+        let ini = match ini_path {
+            Some(path) => ini_profile(&config, &path),
+            None => Err(perr("ini", "no home directory")),
+        };
+        candidates.push(("ini".to_string(), ini));
+
+        // 5. ECS metadata.
+        if !config.flag("ALIBABA_CLOUD_ECS_METADATA_DISABLED") {
+            let p = Self::ecs_ram_role(EcsConfig {
+                endpoint: config.ecs_metadata_endpoint.clone(),
+                role_name: config.var("ALIBABA_CLOUD_ECS_METADATA").map(str::to_string),
+                imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+            });
+            candidates.push(("ecs_ram_role".to_string(), Ok(p)));
+        }
+
+        // 6. Credentials URI.
+        if let Some(uri) = config.var("ALIBABA_CLOUD_CREDENTIALS_URI") {
+            candidates.push(("credentials_uri".to_string(), Ok(Self::uri(uri))));
+        }
+
+        Self::new("default_chain", Kind::Chain(candidates))
+    }
+
+    /// A short name of this source (`env`, `ecs_ram_role`, ...). Never secret.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Current credentials, refreshed when stale.
+    pub async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        match &self.inner.kind {
+            Kind::Static(c) => Ok(c.clone()),
+            Kind::Chain(candidates) => self.from_chain(candidates).await,
+            Kind::Ecs(_) => self.refreshing(StalePolicy::Lenient).await,
+            Kind::AssumeRole { .. } | Kind::Oidc(_) | Kind::Uri(_) => {
+                self.refreshing(StalePolicy::Strict).await
+            }
+        }
+    }
+
+    async fn from_chain(
+        &self,
+        candidates: &[(String, Result<CredentialsProvider, CredentialsError>)],
+    ) -> Result<Credentials, CredentialsError> {
+        let chosen = self.inner.cache.lock().await.chosen;
+        if let Some(i) = chosen {
+            let p = candidates[i]
+                .1
+                .as_ref()
+                .expect("only a built candidate is chosen");
+            return Box::pin(p.credentials()).await;
+        }
+        let mut reasons = Vec::new();
+        for (i, (name, candidate)) in candidates.iter().enumerate() {
+            match candidate {
+                Err(e) => reasons.push(e.to_string()),
+                Ok(p) => match Box::pin(p.credentials()).await {
+                    Ok(c) => {
+                        tracing::debug!(source = %c.source, candidate = %name, "credentials source chosen");
+                        self.inner.cache.lock().await.chosen = Some(i);
+                        return Ok(c);
+                    }
+                    Err(e) => reasons.push(e.to_string()),
+                },
+            }
+        }
+        Err(CredentialsError::Chain(reasons))
+    }
+
+    async fn refreshing(&self, policy: StalePolicy) -> Result<Credentials, CredentialsError> {
+        let mut cache = self.inner.cache.lock().await;
+        let now = Utc::now();
+        if let Some(value) = &cache.value {
+            if cache.stale_at.is_some_and(|s| now < s) {
+                return Ok(value.clone());
+            }
+            if cache.next_attempt.is_some_and(|t| now < t) {
+                return Ok(value.clone());
+            }
+        }
+        match self.fetch().await {
+            Ok(c) => {
+                cache.stale_at = Some(stale_time(c.expiration, now, policy));
+                cache.failures = 0;
+                cache.next_attempt = None;
+                cache.value = Some(c.clone());
+                tracing::debug!(source = %c.source, expiration = ?c.expiration, "credentials refreshed");
+                Ok(c)
+            }
+            Err(e) => match (cache.value.clone(), policy) {
+                (Some(old), StalePolicy::Lenient) => {
+                    cache.failures += 1;
+                    let n = cache.failures;
+                    let ceiling_ms = 10_000u64.max(100u64.saturating_mul(1u64 << (n - 1).min(40)));
+                    let wait = rand::random_range(1_000..=ceiling_ms);
+                    cache.next_attempt = Some(now + chrono::Duration::milliseconds(wait as i64));
+                    tracing::warn!(error = %e, retry_in_ms = wait, "credentials refresh failed; serving the stale value");
+                    Ok(old)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    async fn fetch(&self) -> Result<Credentials, CredentialsError> {
+        let http = &self.inner.http;
+        match &self.inner.kind {
+            Kind::AssumeRole { source, config } => {
+                let src = Box::pin(source.credentials()).await?;
+                assume_role(http, &src, config, &self.inner.name).await
+            }
+            Kind::Oidc(config) => assume_role_with_oidc(http, config).await,
+            Kind::Ecs(config) => ecs_fetch(http, config).await,
+            Kind::Uri(url) => uri_fetch(http, url).await,
+            Kind::Static(c) => Ok(c.clone()),
+            Kind::Chain(_) => unreachable!("a chain is not refreshed itself"),
+        }
+    }
+}
+
+/// When a credential fetched at `now` goes stale (credentials.md §8).
+fn stale_time(
+    expiration: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    policy: StalePolicy,
+) -> DateTime<Utc> {
+    let Some(exp) = expiration else {
+        return DateTime::<Utc>::MAX_UTC;
+    };
+    let stale = exp - chrono::Duration::from_std(REFRESH_BEFORE_EXPIRY).expect("15 min fits");
+    if stale > now {
+        stale
+    } else if exp > now {
+        // Already inside the window: used once, refreshed on the next call.
+        now
+    } else {
+        match policy {
+            StalePolicy::Strict => now + chrono::Duration::seconds(1),
+            StalePolicy::Lenient => now + chrono::Duration::seconds(rand::random_range(50..=70)),
+        }
+    }
+}
+
+fn parse_expiration(provider: &str, text: &str) -> Result<DateTime<Utc>, CredentialsError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| perr(provider, format!("bad Expiration {text:?}: {e}")))
+}
+
+fn session_name(given: &Option<String>) -> String {
+    given
+        .clone()
+        .unwrap_or_else(|| format!("immctl-{}", Utc::now().timestamp()))
+}
+
+/// One STS call from a credentials provider: POST, all parameters in the query, signed V1
+/// when `signer` is given (AssumeRole), unsigned otherwise (AssumeRoleWithOIDC).
+async fn sts_call(
+    http: &reqwest::Client,
+    endpoint: &str,
+    action: &str,
+    params: BTreeMap<String, String>,
+    signer: Option<&Credentials>,
+    provider: &str,
+) -> Result<AssumeRoleResponse, CredentialsError> {
+    let query =
+        super::client::signed_query(STS_VERSION, action, params, signer, None, Utc::now(), None);
+    let url = format!("{}/?{}", endpoint.trim_end_matches('/'), query);
+    let resp = http
+        .post(url)
+        .header("x-acs-action", action)
+        .header("x-acs-version", STS_VERSION)
+        .send()
+        .await
+        .map_err(|e| perr(provider, format!("{action}: {}", e.without_url())))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| perr(provider, format!("{action}: {}", e.without_url())))?;
+    if !status.is_success() {
+        let mut redact: Vec<&str> = Vec::new();
+        if let Some(c) = signer {
+            redact.push(c.access_key_secret.expose());
+            if let Some(t) = &c.security_token {
+                redact.push(t.expose());
+            }
+        }
+        let e = super::client::api_error(action, status.as_u16(), &headers, &body, &redact);
+        return Err(perr(provider, e.to_string()));
+    }
+    let answer: AssumeRoleResponse = serde_json::from_slice(&body).map_err(|e| {
+        perr(
+            provider,
+            format!("{action}: answer without Credentials: {e}"),
+        )
+    })?;
+    let c = &answer.credentials;
+    if c.access_key_id.is_empty() || c.access_key_secret.is_empty() || c.security_token.is_empty() {
+        return Err(perr(provider, format!("{action}: incomplete Credentials")));
+    }
+    Ok(answer)
+}
+
+fn sts_credentials(
+    answer: AssumeRoleResponse,
+    provider: &str,
+) -> Result<Credentials, CredentialsError> {
+    let c = answer.credentials;
+    Ok(Credentials {
+        expiration: Some(parse_expiration(provider, &c.expiration)?),
+        access_key_id: c.access_key_id,
+        access_key_secret: c.access_key_secret,
+        security_token: Some(c.security_token),
+        source: provider.to_string(),
+    })
+}
+
+async fn assume_role(
+    http: &reqwest::Client,
+    source: &Credentials,
+    config: &RoleArnConfig,
+    provider: &str,
+) -> Result<Credentials, CredentialsError> {
+    let duration = config.duration_seconds.unwrap_or(3600);
+    if duration < 900 {
+        return Err(perr(provider, "DurationSeconds must be at least 900"));
+    }
+    let mut p = BTreeMap::new();
+    p.insert("RoleArn".into(), config.role_arn.clone());
+    p.insert(
+        "RoleSessionName".into(),
+        session_name(&config.role_session_name),
+    );
+    p.insert("DurationSeconds".into(), duration.to_string());
+    if let Some(policy) = &config.policy {
+        p.insert("Policy".into(), policy.clone());
+    }
+    if let Some(ext) = &config.external_id {
+        p.insert("ExternalId".into(), ext.clone());
+    }
+    let endpoint = config
+        .sts_endpoint
+        .as_deref()
+        .unwrap_or(DEFAULT_STS_ENDPOINT);
+    let answer = sts_call(http, endpoint, "AssumeRole", p, Some(source), provider).await?;
+    sts_credentials(answer, provider)
+}
+
+async fn assume_role_with_oidc(
+    http: &reqwest::Client,
+    config: &OidcConfig,
+) -> Result<Credentials, CredentialsError> {
+    const NAME: &str = "oidc_role_arn";
+    let token = tokio::fs::read_to_string(&config.oidc_token_file)
+        .await
+        .map_err(|e| {
+            perr(
+                NAME,
+                format!(
+                    "cannot read the OIDC token file {}: {e}",
+                    config.oidc_token_file.display()
+                ),
+            )
+        })?;
+    let duration = config.duration_seconds.unwrap_or(3600);
+    if duration < 900 {
+        return Err(perr(NAME, "DurationSeconds must be at least 900"));
+    }
+    let mut p = BTreeMap::new();
+    p.insert("RoleArn".into(), config.role_arn.clone());
+    p.insert("OIDCProviderArn".into(), config.oidc_provider_arn.clone());
+    p.insert("OIDCToken".into(), token.trim().to_string());
+    p.insert(
+        "RoleSessionName".into(),
+        session_name(&config.role_session_name),
+    );
+    p.insert("DurationSeconds".into(), duration.to_string());
+    if let Some(policy) = &config.policy {
+        p.insert("Policy".into(), policy.clone());
+    }
+    let endpoint = config
+        .sts_endpoint
+        .as_deref()
+        .unwrap_or(DEFAULT_STS_ENDPOINT);
+    let answer = sts_call(http, endpoint, "AssumeRoleWithOIDC", p, None, NAME).await?;
+    sts_credentials(answer, NAME)
+}
+
+/// `{"Code":"Success","AccessKeyId",...}` from the metadata service or a credentials URI.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServedCredentials {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: Secret,
+    #[serde(default)]
+    security_token: Secret,
+    #[serde(default)]
+    expiration: String,
+}
+
+fn served(provider: &str, body: &[u8]) -> Result<Credentials, CredentialsError> {
+    let s: ServedCredentials = serde_json::from_slice(body)
+        .map_err(|e| perr(provider, format!("answer is not credentials JSON: {e}")))?;
+    if s.code != "Success" {
+        return Err(perr(provider, format!("answer Code is {:?}", s.code)));
+    }
+    if s.access_key_id.is_empty()
+        || s.access_key_secret.is_empty()
+        || s.security_token.is_empty()
+        || s.expiration.is_empty()
+    {
+        return Err(perr(provider, "answer lacks a credential field"));
+    }
+    Ok(Credentials {
+        expiration: Some(parse_expiration(provider, &s.expiration)?),
+        access_key_id: s.access_key_id,
+        access_key_secret: s.access_key_secret,
+        security_token: Some(s.security_token),
+        source: provider.to_string(),
+    })
+}
+
+const ECS_TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
+const ECS_TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
+
+async fn ecs_get(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.header(ECS_TOKEN_HEADER, t);
+    }
+    let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    resp.bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| e.without_url().to_string())
+}
+
+/// GET with the token; on failure once more without it, unless IMDSv1 is disabled.
+async fn ecs_get_with_fallback(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    imdsv1_disabled: bool,
+) -> Result<Vec<u8>, String> {
+    match ecs_get(http, url, token).await {
+        Ok(b) => Ok(b),
+        Err(e) if token.is_some() && !imdsv1_disabled => {
+            tracing::debug!(error = %e, "metadata request with token failed; retrying without (IMDSv1)");
+            ecs_get(http, url, None).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn ecs_fetch(
+    http: &reqwest::Client,
+    config: &EcsConfig,
+) -> Result<Credentials, CredentialsError> {
+    const NAME: &str = "ecs_ram_role";
+    let base = config
+        .endpoint
+        .as_deref()
+        .unwrap_or(DEFAULT_ECS_METADATA_ENDPOINT)
+        .trim_end_matches('/');
+    let token = async {
+        let resp = http
+            .put(format!("{base}/latest/api/token"))
+            .header(ECS_TOKEN_TTL_HEADER, "21600")
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        resp.text().await.map_err(|e| e.without_url().to_string())
+    }
+    .await;
+    let token = match token {
+        Ok(t) => Some(t.trim().to_string()),
+        Err(e) if config.imdsv1_disabled => {
+            return Err(perr(
+                NAME,
+                format!("cannot get the metadata token (IMDSv1 is disabled): {e}"),
+            ));
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no metadata token; using IMDSv1");
+            None
+        }
+    };
+    let prefix = format!("{base}/latest/meta-data/ram/security-credentials/");
+    let role = match &config.role_name {
+        Some(r) => r.clone(),
+        None => {
+            let body =
+                ecs_get_with_fallback(http, &prefix, token.as_deref(), config.imdsv1_disabled)
+                    .await
+                    .map_err(|e| perr(NAME, format!("cannot read the instance role name: {e}")))?;
+            let text = String::from_utf8_lossy(&body);
+            let role = text.lines().next().unwrap_or("").trim().to_string();
+            if role.is_empty() {
+                return Err(perr(NAME, "the instance has no RAM role"));
+            }
+            role
+        }
+    };
+    let body = ecs_get_with_fallback(
+        http,
+        &format!("{prefix}{role}"),
+        token.as_deref(),
+        config.imdsv1_disabled,
+    )
+    .await
+    .map_err(|e| {
+        perr(
+            NAME,
+            format!("cannot read the credentials of role {role}: {e}"),
+        )
+    })?;
+    served(NAME, &body)
+}
+
+async fn uri_fetch(http: &reqwest::Client, url: &str) -> Result<Credentials, CredentialsError> {
+    const NAME: &str = "credentials_uri";
+    let url = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    let resp = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| perr(NAME, e.without_url().to_string()))?;
+    if resp.status() != reqwest::StatusCode::OK {
+        return Err(perr(NAME, format!("HTTP {}", resp.status())));
+    }
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| perr(NAME, e.without_url().to_string()))?;
+    served(NAME, &body)
+}
+
+// ---------------------------------------------------------------------------------------
+// Profile files
+
+#[derive(Deserialize)]
+struct CliConfig {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    profiles: Vec<CliProfile>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+struct CliProfile {
+    name: String,
+    mode: String,
+    access_key_id: String,
+    access_key_secret: Secret,
+    sts_token: Secret,
+    ram_role_arn: String,
+    ram_session_name: String,
+    expired_seconds: Option<u32>,
+    policy: String,
+    external_id: String,
+    sts_region: String,
+    enable_vpc: bool,
+    ram_role_name: String,
+    oidc_provider_arn: String,
+    oidc_token_file: String,
+    role_session_name: String,
+    source_profile: String,
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn cli_profile(config: &ChainConfig, path: &Path) -> Result<CredentialsProvider, CredentialsError> {
+    const NAME: &str = "cli_profile";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| perr(NAME, format!("unable to open {}: {e}", path.display())))?;
+    let file: CliConfig = serde_json::from_str(&text)
+        .map_err(|e| perr(NAME, format!("{} is not valid JSON: {e}", path.display())))?;
+    let wanted = config
+        .var("ALIBABA_CLOUD_PROFILE")
+        .map(str::to_string)
+        .unwrap_or(file.current.clone());
+    cli_profile_named(config, &file, &wanted, path, 0)
+}
+
+fn cli_profile_named(
+    config: &ChainConfig,
+    file: &CliConfig,
+    wanted: &str,
+    path: &Path,
+    depth: u32,
+) -> Result<CredentialsProvider, CredentialsError> {
+    const NAME: &str = "cli_profile";
+    if depth > 5 {
+        return Err(perr(NAME, "source_profile chain too deep (a loop?)"));
+    }
+    let p = file
+        .profiles
+        .iter()
+        .find(|p| p.name == wanted)
+        .ok_or_else(|| perr(NAME, format!("no profile {wanted:?} in {}", path.display())))?;
+    let source = format!("cli_profile/{}", p.mode);
+    let need = |v: &str, key: &str| {
+        if v.is_empty() {
+            Err(perr(
+                NAME,
+                format!("profile {wanted:?} (mode {}) lacks {key}", p.mode),
+            ))
+        } else {
+            Ok(v.to_string())
+        }
+    };
+    let ak = |p: &CliProfile| -> Result<Credentials, CredentialsError> {
+        Ok(Credentials {
+            access_key_id: need(&p.access_key_id, "access_key_id")?,
+            access_key_secret: Secret::new(need(
+                p.access_key_secret.expose(),
+                "access_key_secret",
+            )?),
+            security_token: None,
+            expiration: None,
+            source: source.clone(),
+        })
+    };
+    let sts_endpoint = config.sts_endpoint(non_empty(&p.sts_region).as_deref(), p.enable_vpc);
+    let role_config = |p: &CliProfile| -> Result<RoleArnConfig, CredentialsError> {
+        Ok(RoleArnConfig {
+            role_arn: need(&p.ram_role_arn, "ram_role_arn")?,
+            role_session_name: non_empty(&p.ram_session_name),
+            duration_seconds: p.expired_seconds,
+            policy: non_empty(&p.policy),
+            external_id: non_empty(&p.external_id),
+            sts_endpoint: Some(sts_endpoint.clone()),
+        })
+    };
+    match p.mode.as_str() {
+        "AK" => Ok(CredentialsProvider::static_credentials(ak(p)?)),
+        "StsToken" => {
+            let mut c = ak(p)?;
+            c.security_token = Some(Secret::new(need(p.sts_token.expose(), "sts_token")?));
+            Ok(CredentialsProvider::static_credentials(c))
+        }
+        "RamRoleArn" => {
+            let src = CredentialsProvider::static_credentials(ak(p)?);
+            Ok(CredentialsProvider::assume_role(src, role_config(p)?))
+        }
+        "ChainableRamRoleArn" => {
+            let src_name = need(&p.source_profile, "source_profile")?;
+            let src = cli_profile_named(config, file, &src_name, path, depth + 1)?;
+            Ok(CredentialsProvider::assume_role(src, role_config(p)?))
+        }
+        "EcsRamRole" => Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
+            endpoint: config.ecs_metadata_endpoint.clone(),
+            role_name: non_empty(&p.ram_role_name),
+            imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+        })),
+        "OIDC" => Ok(CredentialsProvider::oidc(OidcConfig {
+            role_arn: need(&p.ram_role_arn, "ram_role_arn")?,
+            oidc_provider_arn: need(&p.oidc_provider_arn, "oidc_provider_arn")?,
+            oidc_token_file: PathBuf::from(need(&p.oidc_token_file, "oidc_token_file")?),
+            role_session_name: non_empty(&p.role_session_name),
+            duration_seconds: p.expired_seconds,
+            policy: non_empty(&p.policy),
+            sts_endpoint: Some(sts_endpoint),
+        })),
+        other => Err(perr(
+            NAME,
+            format!("profile {wanted:?}: unsupported profile mode {other:?}"),
+        )),
+    }
+}
+
+/// Sections of an INI file: `[name]` then `key = value`; `#` starts a comment in a value.
+fn parse_ini(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut section = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = Some(name.trim().to_string());
+            out.entry(name.trim().to_string()).or_default();
+            continue;
+        }
+        if let (Some(s), Some((k, v))) = (&section, line.split_once('=')) {
+            let v = v.split('#').next().unwrap_or("").trim();
+            out.entry(s.clone())
+                .or_default()
+                .insert(k.trim().to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+fn ini_profile(config: &ChainConfig, path: &Path) -> Result<CredentialsProvider, CredentialsError> {
+    const NAME: &str = "ini";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| perr(NAME, format!("unable to open {}: {e}", path.display())))?;
+    let sections = parse_ini(&text);
+    let wanted = config.var("ALIBABA_CLOUD_PROFILE").unwrap_or("default");
+    let s = sections
+        .get(wanted)
+        .ok_or_else(|| perr(NAME, format!("no section [{wanted}] in {}", path.display())))?;
+    let get = |k: &str| s.get(k).filter(|v| !v.is_empty()).cloned();
+    let need = |k: &str| get(k).ok_or_else(|| perr(NAME, format!("section [{wanted}] lacks {k}")));
+    let ty = need("type")?;
+    let source = format!("ini/{ty}");
+    match ty.as_str() {
+        "access_key" => Ok(CredentialsProvider::static_credentials(Credentials {
+            access_key_id: need("access_key_id")?,
+            access_key_secret: Secret::new(need("access_key_secret")?),
+            security_token: None,
+            expiration: None,
+            source,
+        })),
+        "ram_role_arn" => {
+            let src = CredentialsProvider::static_credentials(Credentials {
+                access_key_id: need("access_key_id")?,
+                access_key_secret: Secret::new(need("access_key_secret")?),
+                security_token: None,
+                expiration: None,
+                source,
+            });
+            Ok(CredentialsProvider::assume_role(
+                src,
+                RoleArnConfig {
+                    role_arn: need("role_arn")?,
+                    role_session_name: get("role_session_name"),
+                    duration_seconds: None,
+                    policy: get("policy"),
+                    external_id: None,
+                    sts_endpoint: Some(config.sts_endpoint(None, false)),
+                },
+            ))
+        }
+        "oidc_role_arn" => Ok(CredentialsProvider::oidc(OidcConfig {
+            role_arn: need("role_arn")?,
+            oidc_provider_arn: need("oidc_provider_arn")?,
+            oidc_token_file: PathBuf::from(need("oidc_token_file_path")?),
+            role_session_name: get("role_session_name"),
+            duration_seconds: None,
+            policy: get("policy"),
+            sts_endpoint: Some(config.sts_endpoint(None, false)),
+        })),
+        "ecs_ram_role" => Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
+            endpoint: config.ecs_metadata_endpoint.clone(),
+            role_name: get("role_name"),
+            imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+        })),
+        other => Err(perr(
+            NAME,
+            format!("section [{wanted}]: unsupported type {other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ini_values_are_trimmed_and_comments_dropped() {
+        let s = parse_ini(
+            "# top\n[default]\ntype = access_key   # static\naccess_key_id = id1\n\n[other]\nx=1\n",
+        );
+        assert_eq!(s["default"]["type"], "access_key");
+        assert_eq!(s["default"]["access_key_id"], "id1");
+        assert_eq!(s["other"]["x"], "1");
+    }
+
+    #[test]
+    fn stale_time_follows_the_documented_policies() {
+        let now = Utc::now();
+        let in_1h = now + chrono::Duration::hours(1);
+        assert_eq!(
+            stale_time(Some(in_1h), now, StalePolicy::Strict),
+            in_1h - chrono::Duration::minutes(15)
+        );
+        let in_10m = now + chrono::Duration::minutes(10);
+        assert_eq!(stale_time(Some(in_10m), now, StalePolicy::Strict), now);
+        let past = now - chrono::Duration::minutes(1);
+        assert_eq!(
+            stale_time(Some(past), now, StalePolicy::Strict),
+            now + chrono::Duration::seconds(1)
+        );
+        let lenient = stale_time(Some(past), now, StalePolicy::Lenient);
+        assert!(lenient >= now + chrono::Duration::seconds(50));
+        assert!(lenient <= now + chrono::Duration::seconds(70));
+        assert_eq!(
+            stale_time(None, now, StalePolicy::Strict),
+            DateTime::<Utc>::MAX_UTC
+        );
+    }
+
+    #[test]
+    fn sts_endpoint_resolution() {
+        let mut c = ChainConfig::default();
+        assert_eq!(c.sts_endpoint(None, false), DEFAULT_STS_ENDPOINT);
+        assert_eq!(
+            c.sts_endpoint(Some("cn-hangzhou"), false),
+            "https://sts.cn-hangzhou.aliyuncs.com"
+        );
+        c.vars
+            .insert("ALIBABA_CLOUD_STS_REGION".into(), "cn-beijing".into());
+        c.vars
+            .insert("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED".into(), "true".into());
+        assert_eq!(
+            c.sts_endpoint(Some("cn-hangzhou"), false),
+            "https://sts-vpc.cn-beijing.aliyuncs.com"
+        );
+        c.sts_endpoint = Some("http://127.0.0.1:1".into());
+        assert_eq!(c.sts_endpoint(None, false), "http://127.0.0.1:1");
+    }
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let c = Credentials {
+            access_key_id: "LTAIid".into(),
+            access_key_secret: Secret::new("s3cr3t-value"),
+            security_token: Some(Secret::new("t0ken-value")),
+            expiration: None,
+            source: "env".into(),
+        };
+        let d = format!("{c:?}");
+        assert!(d.contains("LTAIid"));
+        assert!(
+            !d.contains("s3cr3t-value") && !d.contains("t0ken-value"),
+            "{d}"
+        );
+    }
+}

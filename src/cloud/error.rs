@@ -1,0 +1,336 @@
+//! Errors of the cloud client: the API's own error envelope kept whole ([`ApiError`]) and the
+//! transport / decoding / credential failures around it ([`Error`]).
+//!
+//! Callers branch on `Code` (via [`Error::code`], [`Error::is_not_found`], ...), never on
+//! `Message`. Nothing here may carry a secret: messages that echo the request (the string to
+//! sign of a `SignatureDoesNotMatch`) are cut by the client before they get here, and
+//! transport errors are stripped of the request URL (whose query holds `Signature` and
+//! `SecurityToken`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::credentials::CredentialsError;
+
+/// `AccessDeniedDetail` of a permission error (present on some `NoPermission` answers).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AccessDeniedDetail {
+    pub auth_action: Option<String>,
+    pub auth_principal_type: Option<String>,
+    pub auth_principal_owner_id: Option<String>,
+    pub auth_principal_display_name: Option<String>,
+    pub policy_type: Option<String>,
+    /// `ImplicitDeny` / `ExplicitDeny`.
+    pub no_permission_type: Option<String>,
+    pub encoded_diagnostic_message: Option<String>,
+}
+
+/// The error envelope as the service sent it (HTTP 4xx/5xx), plus the action and HTTP status.
+///
+/// Display: `CreateRole: 409 EntityAlreadyExists.Role: <Message> (RequestId 6A1F…)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The API action, e.g. `CreateRole`.
+    pub action: String,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// The service's `Code`, e.g. `EntityNotExist.Role`. When the body was not a JSON
+    /// envelope: `SDK.UnknownServerError` (as the official SDK reports it).
+    pub code: String,
+    /// The service's `Message` (cut where it would echo the signed request).
+    pub message: String,
+    /// `RequestId`; empty when the body carried none.
+    pub request_id: String,
+    /// `HostId`: the endpoint host as the service names it.
+    pub host_id: Option<String>,
+    /// `Recommend`: the troubleshooting link.
+    pub recommend: Option<String>,
+    pub access_denied_detail: Option<AccessDeniedDetail>,
+    /// From the `x-acs-retry-after` header (the service asks us to wait this long).
+    pub retry_after: Option<Duration>,
+}
+
+/// Code used when an error body is not a JSON envelope.
+pub const UNKNOWN_SERVER_ERROR: &str = "SDK.UnknownServerError";
+
+impl ApiError {
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The resource does not exist: `EntityNotExist.*` (RAM), `ResourceNotFound` (IMM), any
+    /// `*.NotFound` except the unknown-AccessKey one (which is a credentials problem).
+    pub fn is_not_found(&self) -> bool {
+        let c = self.code.as_str();
+        c.starts_with("EntityNotExist")
+            || c == "ResourceNotFound"
+            || (c.ends_with(".NotFound") && !c.starts_with("InvalidAccessKeyId"))
+    }
+
+    /// `EntityAlreadyExists.*` (RAM) or `ResourceAlreadyExists` (IMM).
+    pub fn is_already_exists(&self) -> bool {
+        self.code.starts_with("EntityAlreadyExists") || self.code == "ResourceAlreadyExists"
+    }
+
+    /// `DeleteConflict.*`: dependents still exist.
+    pub fn is_delete_conflict(&self) -> bool {
+        self.code.starts_with("DeleteConflict")
+    }
+
+    /// Flow control: any code containing `Throttling` (`Throttling`, `Throttling.User`,
+    /// `Throttling.Api`, `Rejected.Throttling`), HTTP 429, or a `x-acs-retry-after` header.
+    pub fn is_throttling(&self) -> bool {
+        self.code.contains("Throttling") || self.status == 429 || self.retry_after.is_some()
+    }
+
+    /// Permission problems: `NoPermission`, `Forbidden*`, `*AccessDenied*`, HTTP 403.
+    pub fn is_permission_denied(&self) -> bool {
+        self.code == "NoPermission"
+            || self.code.starts_with("Forbidden")
+            || self.code.contains("AccessDenied")
+            || self.status == 403
+    }
+
+    /// The credentials themselves are wrong (bad secret, unknown or expired key).
+    pub fn is_bad_credentials(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "SignatureDoesNotMatch"
+                | "InvalidAccessKeySecret"
+                | "InvalidAccessKeyId.NotFound"
+                | "InvalidAccessKeyId"
+                | "InvalidSecurityToken.Expired"
+                | "InvalidSecurityToken.Malformed"
+                | "InvalidSecurityToken.MismatchWithAccessKey"
+        )
+    }
+
+    /// Worth another attempt: throttling, `ServiceUnavailable`, `InternalError`,
+    /// `UnknownError`, any HTTP 5xx. Validation, permission and not-found errors never are.
+    pub fn is_retryable(&self) -> bool {
+        self.is_throttling()
+            || matches!(
+                self.code.as_str(),
+                "ServiceUnavailable" | "InternalError" | "UnknownError"
+            )
+            || self.status >= 500
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} {}", self.action, self.status, self.code)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if !self.request_id.is_empty() {
+            write!(f, " (RequestId {})", self.request_id)?;
+        }
+        if self.code == "SignatureDoesNotMatch" || self.code == "InvalidAccessKeySecret" {
+            write!(
+                f,
+                "; the AccessKey secret does not match the AccessKey ID (check the credentials source)"
+            )?;
+        } else if self.code.starts_with("InvalidAccessKeyId") {
+            write!(
+                f,
+                "; the AccessKey ID is unknown or the STS token expired (check the credentials source)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Everything a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The service answered with an error envelope.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Connection refused / reset / dropped, TLS failure, body cut short (after retries).
+    #[error("{action}: transport error: {source}")]
+    Transport {
+        action: String,
+        /// Stripped of its URL (the query carries the signature).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No answer within the request timeout (after retries).
+    #[error("{action}: no answer within {after:?}")]
+    Timeout { action: String, after: Duration },
+    /// A 2xx answer whose body is not the JSON we expect.
+    #[error("{action}: cannot decode the answer (RequestId {request_id}): {source}")]
+    Decode {
+        action: String,
+        request_id: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No usable credentials.
+    #[error("{action}: {source}")]
+    Credentials {
+        action: String,
+        #[source]
+        source: CredentialsError,
+    },
+    /// A misconfigured endpoint or similar local problem.
+    #[error("{action}: {message}")]
+    Config { action: String, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The API error, when the service answered with one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The service's `Code`, when the service answered with one.
+    pub fn code(&self) -> Option<&str> {
+        self.api().map(ApiError::code)
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        self.api().map(|e| e.request_id.as_str())
+    }
+
+    pub fn action(&self) -> &str {
+        match self {
+            Error::Api(e) => &e.action,
+            Error::Transport { action, .. }
+            | Error::Timeout { action, .. }
+            | Error::Decode { action, .. }
+            | Error::Credentials { action, .. }
+            | Error::Config { action, .. } => action,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.api().is_some_and(ApiError::is_not_found)
+    }
+
+    pub fn is_already_exists(&self) -> bool {
+        self.api().is_some_and(ApiError::is_already_exists)
+    }
+
+    pub fn is_delete_conflict(&self) -> bool {
+        self.api().is_some_and(ApiError::is_delete_conflict)
+    }
+
+    pub fn is_throttling(&self) -> bool {
+        self.api().is_some_and(ApiError::is_throttling)
+    }
+
+    pub fn is_permission_denied(&self) -> bool {
+        self.api().is_some_and(ApiError::is_permission_denied)
+    }
+
+    /// Transient: throttling, 5xx, timeouts and dropped connections.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api(e) => e.is_retryable(),
+            Error::Transport { .. } | Error::Timeout { .. } => true,
+            Error::Decode { .. } | Error::Credentials { .. } | Error::Config { .. } => false,
+        }
+    }
+
+    /// What the service asked us to wait (`x-acs-retry-after`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.api().and_then(|e| e.retry_after)
+    }
+
+    /// Label for metrics (`immctl_api_calls_total{code=...}`): the API `Code`, or `Transport`,
+    /// `Timeout`, `Decode`, `Credentials`, `Config`.
+    pub fn metric_label(&self) -> &str {
+        match self {
+            Error::Api(e) => &e.code,
+            Error::Transport { .. } => "Transport",
+            Error::Timeout { .. } => "Timeout",
+            Error::Decode { .. } => "Decode",
+            Error::Credentials { .. } => "Credentials",
+            Error::Config { .. } => "Config",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> ApiError {
+        ApiError {
+            action: "CreateRole".into(),
+            status,
+            code: code.into(),
+            message: "The role does already EXIST.".into(),
+            request_id: "6A1F0000-1111-2222-3333-444455556666".into(),
+            host_id: Some("ram.aliyuncs.com".into()),
+            recommend: None,
+            access_denied_detail: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn display_names_action_status_code_message_and_request_id() {
+        assert_eq!(
+            api(409, "EntityAlreadyExists.Role").to_string(),
+            "CreateRole: 409 EntityAlreadyExists.Role: The role does already EXIST. \
+             (RequestId 6A1F0000-1111-2222-3333-444455556666)"
+        );
+    }
+
+    #[test]
+    fn classification_follows_the_code_not_the_status() {
+        for (status, code) in [
+            (400, "Throttling.User"),
+            (400, "Throttling"),
+            (400, "Rejected.Throttling"),
+            (503, "ServiceUnavailable"),
+            (500, "InternalError"),
+            (502, UNKNOWN_SERVER_ERROR),
+        ] {
+            assert!(api(status, code).is_retryable(), "{code} should be retried");
+        }
+        for (status, code) in [
+            (400, "InvalidParameter.RoleName.Length"),
+            (400, "MalformedPolicyDocument"),
+            (403, "NoPermission"),
+            (404, "EntityNotExist.Role"),
+            (404, "ResourceNotFound"),
+            (409, "EntityAlreadyExists.Role"),
+            (409, "DeleteConflict.Role.Policy"),
+            (400, "SignatureDoesNotMatch"),
+            (404, "InvalidAccessKeyId.NotFound"),
+        ] {
+            assert!(
+                !api(status, code).is_retryable(),
+                "{code} must not be retried"
+            );
+        }
+        assert!(api(404, "EntityNotExist.Role.Policy").is_not_found());
+        assert!(api(404, "ResourceNotFound").is_not_found());
+        assert!(!api(404, "InvalidAccessKeyId.NotFound").is_not_found());
+        assert!(api(404, "InvalidAccessKeyId.NotFound").is_bad_credentials());
+        assert!(api(403, "NoPermission").is_permission_denied());
+        assert!(api(409, "DeleteConflict.Policy.Version").is_delete_conflict());
+        let mut with_header = api(400, "Whatever");
+        with_header.retry_after = Some(Duration::from_secs(1));
+        assert!(with_header.is_throttling() && with_header.is_retryable());
+    }
+
+    #[test]
+    fn bad_secret_gets_a_hint() {
+        let text = api(400, "SignatureDoesNotMatch").to_string();
+        assert!(text.contains("AccessKey secret does not match"), "{text}");
+    }
+}
