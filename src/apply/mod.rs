@@ -1,2 +1,31 @@
-//! The executor: walks a `Plan` in its order, runs independent changes concurrently, emits
-//! events (started, done, failed, skipped). It makes no decisions of its own.
+//! Apply: turn a [`crate::plan::Plan`] into the cloud state it promises.
+//!
+//! - [`execute`] walks the plan in its order through an [`OpRunner`], runs independent
+//!   changes concurrently, retries only what can succeed later, confirms "already done"
+//!   answers by a read, skips the dependents of a failure and reports the root cause, and stops
+//!   cleanly on cancellation. It emits [`Event`]s as it goes.
+//! - [`check_stale`] refuses a saved plan when the manifests or a touched resource changed.
+//!
+//! The executor makes no decisions of its own: *what* to do is in each `Change`'s ops; only
+//! *when* (order, concurrency, retries) is decided here. It must not plan, fetch, or skip a
+//! change the plan asks for (except the prune guard in `guard.rs`, a planner-bug backstop).
+//! Start reading at `executor.rs`; `error.rs` holds the answer classification table.
+
+mod error;
+mod executor;
+mod guard;
+mod runner;
+mod stale;
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+pub use error::{OpError, OpErrorKind, classify, is_transient, op_name};
+pub use executor::{
+    ApplyReport, ChangeOutcome, ChangeStatus, Event, ExecuteOptions, RootFailure, execute,
+};
+pub use guard::{PRUNE_REASON, check_change as check_prune_guard, deleted_resource};
+pub use runner::{OpOutcome, OpRunner};
+pub use stale::{StaleResource, check_stale};
