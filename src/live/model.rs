@@ -28,6 +28,10 @@ pub struct Live {
     pub role_names: BTreeSet<String>,
     /// Every policy, custom and system (from ListPolicies).
     pub policy_names: BTreeSet<PolicyRef>,
+    /// Default-version documents of the System policies attached (or to be attached) to
+    /// declared roles, by name: the lints evaluate a service role through them.
+    #[serde(default)]
+    pub system_policy_documents: BTreeMap<String, PolicyDocument>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

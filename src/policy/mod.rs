@@ -6,5 +6,6 @@
 
 pub mod document;
 pub mod eval;
+pub mod imm;
 
 pub use document::PolicyDocument;
