@@ -53,7 +53,7 @@ fn text_has_symbols_diffs_summary_and_findings() {
     assert!(t.contains("  + imm_project.cn-hangzhou/fresh\n"));
     assert!(t.contains("  ~ ram_policy.media-read\n"));
     assert!(t.contains("  - ram_policy.old\n"));
-    assert!(t.contains("-      \"oss:ListObjects\""), "{t}");
+    assert!(t.contains("          -        \"oss:ListObjects\"\n"), "{t}");
     assert!(t.contains("warning[IMM001] imm_project.cn-hangzhou/fresh"));
     assert!(t.ends_with("Plan: 1 to create, 3 to update, 0 to adopt, 1 to delete.\n"), "{t}");
     assert!(!t.contains('\x1b'));
@@ -98,7 +98,14 @@ fn empty_plan_says_no_changes_everywhere() {
 
 #[test]
 fn markdown_calls_out_deletions_first_and_folds_diffs() {
-    let p = mixed_plan();
+    let mut p = mixed_plan();
+    p.findings.push(crate::plan::Finding {
+        code: "X999".into(),
+        severity: crate::plan::Severity::Info,
+        address: crate::manifest::Address::role("media-role"),
+        message: "new | desc".into(),
+        fix: None,
+    });
     let mut out = Vec::new();
     render_markdown(&p, &mut out).unwrap();
     let md = String::from_utf8(out).unwrap();
