@@ -11,6 +11,7 @@
 //! change the plan asks for (except the prune guard in `guard.rs`, a planner-bug backstop).
 //! Start reading at `executor.rs`; `error.rs` holds the answer classification table.
 
+mod cloud;
 mod error;
 mod executor;
 mod guard;
@@ -22,6 +23,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use cloud::CloudOpRunner;
 pub use error::{OpError, OpErrorKind, classify, is_transient, op_name};
 pub use executor::{
     ApplyReport, ChangeOutcome, ChangeStatus, Event, ExecuteOptions, RootFailure, execute,
