@@ -1,6 +1,6 @@
 //! Shared rig for the `live` and `apply` emulator tests: an emulator on 127.0.0.1:0, a real
-//! signed `cloud::Client` against it (fast retries, client quotas off: the emulator's own
-//! quotas are what we test against), and fetch -> diff -> check -> execute in one call.
+//! signed `cloud::Client` against it (fast retries; client quotas scaled like the emulator's,
+//! off when the emulator's are), and fetch -> diff -> check -> execute in one call.
 
 use std::time::Duration;
 
@@ -15,14 +15,22 @@ use immctl::plan::{self, Plan, PlanSettings, testing};
 
 pub const REGION: &str = testing::REGION;
 
-pub fn client(endpoint: &str) -> Client {
+/// `quota_scale`: the emulator's `rate_limit_scale`; 0 turns the client's own buckets off.
+pub fn client(endpoint: &str, quota_scale: f64) -> Client {
     let mut c = ClientConfig::new(CredentialsProvider::static_ak(
         "emulator-admin",
         "emulator-secret",
     ));
     c.endpoints = Endpoints::single(endpoint);
     c.region = REGION.to_string();
-    c.rate_limits = RateLimits::unlimited();
+    c.rate_limits = if quota_scale > 0.0 {
+        RateLimits {
+            scale: quota_scale,
+            ..RateLimits::default()
+        }
+    } else {
+        RateLimits::unlimited()
+    };
     c.retry = RetryPolicy {
         max_attempts: 8,
         base_delay: Duration::from_millis(5),
@@ -53,8 +61,9 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start(opts: EmulatorOptions) -> Rig {
+        let scale = opts.rate_limit_scale;
         let emu = emulator::spawn(opts).await.expect("emulator starts");
-        let client = client(&emu.endpoint());
+        let client = client(&emu.endpoint(), scale);
         let runner = CloudOpRunner::new(client.clone());
         Rig {
             emu,
@@ -85,8 +94,16 @@ impl Rig {
     }
 
     pub async fn apply(&self, plan: &Plan) -> (ApplyReport, Vec<Event>) {
+        self.apply_with(plan, &exec_opts()).await
+    }
+
+    pub async fn apply_with(
+        &self,
+        plan: &Plan,
+        opts: &ExecuteOptions,
+    ) -> (ApplyReport, Vec<Event>) {
         let mut events = Vec::new();
-        let report = execute(plan, &self.runner, &exec_opts(), &mut |e| events.push(e)).await;
+        let report = execute(plan, &self.runner, opts, &mut |e| events.push(e)).await;
         (report, events)
     }
 
@@ -114,7 +131,6 @@ impl Rig {
         plan
     }
 
-    #[track_caller]
     pub async fn assert_no_changes(&self, desired: &Desired, settings: &PlanSettings) {
         let again = self.plan(desired, settings).await;
         assert!(
