@@ -131,7 +131,7 @@ pub enum FetchError {
         action: &'static str,
         address: String,
         #[source]
-        source: cloud::Error,
+        source: Box<cloud::Error>,
     },
     /// A document the cloud returned is not JSON.
     #[error("{action} {address}: the {what} returned is not valid JSON: {source}")]
@@ -148,7 +148,7 @@ impl FetchError {
     /// The underlying cloud error, when the API answered or the transport failed.
     pub fn cloud(&self) -> Option<&cloud::Error> {
         match self {
-            FetchError::Read { source, .. } => Some(source),
+            FetchError::Read { source, .. } => Some(source.as_ref()),
             FetchError::Document { .. } => None,
         }
     }
@@ -182,7 +182,7 @@ fn read_err(
     move |source| FetchError::Read {
         action,
         address,
-        source,
+        source: Box::new(source),
     }
 }
 
@@ -568,7 +568,7 @@ mod tests {
         let e = FetchError::Read {
             action: "GetRole",
             address: "ram_role.deployer".into(),
-            source: cloud::Error::Api(cloud::ApiError {
+            source: Box::new(cloud::Error::from(cloud::ApiError {
                 action: "GetRole".into(),
                 status: 503,
                 code: "ServiceUnavailable".into(),
@@ -578,7 +578,7 @@ mod tests {
                 recommend: None,
                 access_denied_detail: None,
                 retry_after: None,
-            }),
+            })),
         };
         assert_eq!(
             e.to_string(),
