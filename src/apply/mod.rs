@@ -4,6 +4,8 @@
 //!   changes concurrently, retries only what can succeed later, confirms "already done"
 //!   answers by a read, skips the dependents of a failure and reports the root cause, and stops
 //!   cleanly on cancellation. It emits [`Event`]s as it goes.
+//! - [`CloudOpRunner`] is the real [`OpRunner`]: one RAM / IMM call per op, the read-backs
+//!   of `confirm`, failures classified with the table in `error.rs`.
 //! - [`check_stale`] refuses a saved plan when the manifests or a touched resource changed.
 //!
 //! The executor makes no decisions of its own: *what* to do is in each `Change`'s ops; only

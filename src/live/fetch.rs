@@ -341,7 +341,13 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
     }
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
-        match joined.expect("a read task never panics") {
+        let read = match joined {
+            Ok(read) => read,
+            // Aborted after an earlier failure.
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        match read {
             Ok(Read::Role(_, Some(r))) => {
                 live.roles.insert(r.name.clone(), r);
             }

@@ -402,6 +402,21 @@ async fn a_failed_read_names_the_action_the_address_the_code_and_the_request_id(
         "{text}"
     );
     assert_eq!(err.cloud().and_then(|e| e.code()), Some("NoPermission"));
+
+    // A failure while other reads are in flight stops them and reports that one failure.
+    rig.emu.set_faults(Faults {
+        latency_ms: Some(30),
+        fail_next: Some(vec![FailNext {
+            action: "GetRole".into(),
+            code: "NoPermission".into(),
+            count: 1,
+            status: Some(403),
+            message: None,
+        }]),
+        ..Faults::default()
+    });
+    let err = live::fetch(&rig.client, &scope).await.unwrap_err();
+    assert!(err.to_string().starts_with("GetRole ram_role."), "{err}");
 }
 
 #[tokio::test]
