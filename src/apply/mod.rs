@@ -4,6 +4,8 @@
 //!   changes concurrently, retries only what can succeed later, confirms "already done"
 //!   answers by a read, skips the dependents of a failure and reports the root cause, and stops
 //!   cleanly on cancellation. It emits [`Event`]s as it goes.
+//! - [`CloudOpRunner`] is the real [`OpRunner`]: one RAM / IMM call per op, the read-backs
+//!   of `confirm`, failures classified with the table in `error.rs`.
 //! - [`check_stale`] refuses a saved plan when the manifests or a touched resource changed.
 //!
 //! The executor makes no decisions of its own: *what* to do is in each `Change`'s ops; only
@@ -11,6 +13,7 @@
 //! change the plan asks for (except the prune guard in `guard.rs`, a planner-bug backstop).
 //! Start reading at `executor.rs`; `error.rs` holds the answer classification table.
 
+mod cloud;
 mod error;
 mod executor;
 mod guard;
@@ -22,6 +25,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+pub use cloud::CloudOpRunner;
 pub use error::{OpError, OpErrorKind, classify, is_transient, op_name};
 pub use executor::{
     ApplyReport, ChangeOutcome, ChangeStatus, Event, ExecuteOptions, RootFailure, execute,

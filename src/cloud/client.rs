@@ -435,7 +435,7 @@ impl Client {
             if let Some(t) = &creds.security_token {
                 redact.push(t.expose());
             }
-            return Err(Error::Api(api_error(
+            return Err(Error::from(api_error(
                 action,
                 status.as_u16(),
                 &headers,

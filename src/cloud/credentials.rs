@@ -384,7 +384,7 @@ impl CredentialsProvider {
     pub async fn credentials(&self) -> Result<Credentials, CredentialsError> {
         match &self.inner.kind {
             Kind::Static(c) => Ok(c.clone()),
-            Kind::Chain(candidates) => self.from_chain(candidates).await,
+            Kind::Chain(candidates) => self.resolve_chain(candidates).await,
             Kind::Ecs(_) => self.refreshing(StalePolicy::Lenient).await,
             Kind::AssumeRole { .. } | Kind::Oidc(_) | Kind::Uri(_) => {
                 self.refreshing(StalePolicy::Strict).await
@@ -392,7 +392,7 @@ impl CredentialsProvider {
         }
     }
 
-    async fn from_chain(
+    async fn resolve_chain(
         &self,
         candidates: &[(String, Result<CredentialsProvider, CredentialsError>)],
     ) -> Result<Credentials, CredentialsError> {

@@ -149,9 +149,10 @@ impl std::error::Error for ApiError {}
 /// Everything a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The service answered with an error envelope.
+    /// The service answered with an error envelope. Boxed: the envelope is large and errors
+    /// travel in every `Result` of the client.
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(Box<ApiError>),
     /// Connection refused / reset / dropped, TLS failure, body cut short (after retries).
     #[error("{action}: transport error: {source}")]
     Transport {
@@ -185,11 +186,17 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error::Api(Box::new(e))
+    }
+}
+
 impl Error {
     /// The API error, when the service answered with one.
     pub fn api(&self) -> Option<&ApiError> {
         match self {
-            Error::Api(e) => Some(e),
+            Error::Api(e) => Some(e.as_ref()),
             _ => None,
         }
     }

@@ -1,6 +1,8 @@
 //! Live state: what the cloud says exists. [`model`] is data only; [`fetch`] (async) reads it
-//! through the cloud client with the minimum number of calls.
+//! through the cloud client with the minimum number of calls (the formula is in its docs).
 
+pub mod fetch;
 pub mod model;
 
+pub use fetch::{FetchError, Scope, fetch};
 pub use model::*;

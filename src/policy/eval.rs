@@ -194,12 +194,14 @@ pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // The star test comes first: a `*` in the pattern is always a wildcard, even when
+        // the text holds a literal `*` (a role's `*:Describe*` checked against `*`).
+        if pi < p.len() && p[pi] == '*' {
             star = Some((pi, ti));
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some((sp, st)) = star {
             pi = sp + 1;
             ti = st + 1;
@@ -569,6 +571,10 @@ mod tests {
         assert!(wildcard_match("**", "abc", false));
         assert!(!wildcard_match("?", "", false));
         assert!(wildcard_match("智*", "智能", false));
+        // A literal `*` in the text must not consume the pattern's wildcard.
+        assert!(wildcard_match("*", "*:Describe*", true));
+        assert!(wildcard_match("oss:*", "oss:Get*", true));
+        assert!(!wildcard_match("oss:Get", "oss:Get*", true));
     }
 
     #[test]

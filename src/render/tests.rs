@@ -11,18 +11,27 @@ fn mixed_plan() -> Plan {
         vec![desired_policy("media-read")],
         vec![desired_role(
             "media-role",
-            &[policy_ref(crate::manifest::PolicyType::Custom, "media-read")],
+            &[policy_ref(
+                crate::manifest::PolicyType::Custom,
+                "media-read",
+            )],
         )],
         vec![desired_project("media", "media-role")],
     );
     let mut live = live_from_desired(&d, "default", &empty_live());
-    live.policies.get_mut("media-read").unwrap().document =
-        PolicyDocument(serde_json::json!({"Version":"1","Statement":[{"Effect":"Allow","Action":["oss:GetObject","oss:ListObjects"],"Resource":"acs:oss:*:*:media/*"}]}));
+    live.policies.get_mut("media-read").unwrap().document = PolicyDocument(
+        serde_json::json!({"Version":"1","Statement":[{"Effect":"Allow","Action":["oss:GetObject","oss:ListObjects"],"Resource":"acs:oss:*:*:media/*"}]}),
+    );
     let old = desired(vec![desired_policy("old")], vec![], vec![]);
     let live = live_from_desired(&old, "default", &live);
     d.roles.get_mut("media-role").unwrap().description = Some("new | desc".into());
     d.policies.get_mut("media-read").unwrap().deletion_policy = DeletionPolicy::Retain;
-    d.projects.values_mut().next().unwrap().limits.engine_concurrency = Some(5);
+    d.projects
+        .values_mut()
+        .next()
+        .unwrap()
+        .limits
+        .engine_concurrency = Some(5);
     d.projects.insert(
         crate::manifest::ProjectKey {
             region: REGION.into(),
@@ -55,7 +64,10 @@ fn text_has_symbols_diffs_summary_and_findings() {
     assert!(t.contains("  - ram_policy.old\n"));
     assert!(t.contains("          -        \"oss:ListObjects\"\n"), "{t}");
     assert!(t.contains("warning[IMM001] imm_project.cn-hangzhou/fresh"));
-    assert!(t.ends_with("Plan: 1 to create, 3 to update, 0 to adopt, 1 to delete.\n"), "{t}");
+    assert!(
+        t.ends_with("Plan: 1 to create, 3 to update, 0 to adopt, 1 to delete.\n"),
+        "{t}"
+    );
     assert!(!t.contains('\x1b'));
 }
 
@@ -90,7 +102,10 @@ fn empty_plan_says_no_changes_everywhere() {
     let d = desired(vec![desired_policy("a")], vec![], vec![]);
     let live = live_from_desired(&d, "default", &empty_live());
     let p = diff(&d, &live, &PlanSettings::default());
-    assert_eq!(text(&p, false), "No changes. The live state matches the manifests.\n");
+    assert_eq!(
+        text(&p, false),
+        "No changes. The live state matches the manifests.\n"
+    );
     let mut md = Vec::new();
     render_markdown(&p, &mut md).unwrap();
     assert!(String::from_utf8(md).unwrap().contains("**No changes.**"));

@@ -2131,10 +2131,7 @@ async fn scheduled_and_random_faults_and_dropped_connections() {
     }
     let s = h.stats();
     assert!(s.injected_faults >= 15, "{s:?}");
-    assert_eq!(
-        s.errors_by_action["ListRoles"]["ServiceUnavailable"] >= 2,
-        true
-    );
+    assert!(s.errors_by_action["ListRoles"]["ServiceUnavailable"] >= 2);
 }
 
 #[tokio::test]

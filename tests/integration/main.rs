@@ -1,5 +1,8 @@
 //! Integration tests, one binary: one module per area.
 
+mod apply;
+mod cloud_support;
 mod emulator;
+mod live;
 mod plan_props;
 mod settings;

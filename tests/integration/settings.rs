@@ -440,7 +440,9 @@ fn input_value(input: &SettingsInput, key: &str) -> Option<String> {
 fn the_kubernetes_configmap_settings_resolve() {
     let text = std::fs::read_to_string("deploy/base/configmap.yaml").unwrap();
     let cm: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    let config = cm["data"]["config.yaml"].as_str().expect("data.config.yaml");
+    let config = cm["data"]["config.yaml"]
+        .as_str()
+        .expect("data.config.yaml");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, config).unwrap();
