@@ -29,6 +29,7 @@ pub mod emulator;
 pub mod live;
 pub mod manifest;
 pub mod plan;
+pub mod reconcile;
 pub mod policy;
 pub mod render;
 pub mod settings;

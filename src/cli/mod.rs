@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod apply;
+pub mod common;
 pub mod emulator;
 pub mod import;
 pub mod reconcile;

@@ -342,7 +342,33 @@ fn is_yaml(path: &Path) -> bool {
 
 impl State {
     /// Parse a state from YAML or JSON text (YAML is a superset, so one parser serves).
+    ///
+    /// Also accepts the state wrapped as a manifest-style document
+    /// (`apiVersion: immctl/v1`, `kind: EmulatorState`, `spec: <state>`), the form of
+    /// `manifests/demo-live-state.yaml`: the manifest loader skips that kind, so the seed can
+    /// sit beside the manifests it is meant to differ from.
     pub fn from_text(text: &str) -> Result<State, String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Wrapped {
+            api_version: String,
+            kind: String,
+            #[serde(default)]
+            metadata: Option<serde_yaml::Value>,
+            spec: State,
+        }
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        if value.get("kind").is_some() && value.get("spec").is_some() {
+            let w: Wrapped = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
+            if w.api_version != "immctl/v1" || w.kind != "EmulatorState" {
+                return Err(format!(
+                    "expected apiVersion immctl/v1 and kind EmulatorState, found {} {}",
+                    w.api_version, w.kind
+                ));
+            }
+            let _ = w.metadata;
+            return Ok(w.spec);
+        }
         serde_yaml::from_str(text).map_err(|e| e.to_string())
     }
 

@@ -6,3 +6,5 @@ mod emulator;
 mod live;
 mod plan_props;
 mod settings;
+mod golden;
+mod cli;
