@@ -10,6 +10,7 @@ pub mod apply;
 pub mod common;
 pub mod emulator;
 pub mod import;
+pub mod logging;
 pub mod reconcile;
 pub mod run;
 pub mod validate;
