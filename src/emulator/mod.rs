@@ -18,6 +18,8 @@ mod ram;
 pub mod state;
 mod sts;
 mod system;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -233,8 +235,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/stats", get(get_stats))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .fallback(not_found)
-        // Large enough for any real request; beyond it axum answers 413.
-        .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
+        // For the control endpoints' bodies (the API handler applies MAX_BODY_BYTES itself).
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(shared)
 }
 
@@ -464,15 +466,32 @@ fn decode(
     })
 }
 
+/// The largest API request body accepted (far above any real request: documents are at
+/// most 6 KiB). Bigger bodies get the error envelope, never a hang or a plain-text answer.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 async fn api(
     AxState(shared): AxState<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let default_region = shared.lock().config.region.clone();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            // UNCONFIRMED: the gateway's answer to an oversized body; 413 with the envelope.
+            let err = ApiError::new(
+                413,
+                "InvalidParameter",
+                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            );
+            shared.lock().record_error("(undecodable)", &err.code);
+            return error_response(&err, None, &default_region);
+        }
+    };
     let inc = match decode(&method, &uri, &headers, &body, peer, &default_region) {
         Ok(inc) => inc,
         Err((err, product)) => {

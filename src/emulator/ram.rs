@@ -641,11 +641,11 @@ fn create_policy(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 
 fn get_policy(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
-    let ptype = policy_type(ctx, false)?;
+    // Required, as for GetPolicyVersion / ListPolicyVersions (reference §3.3: required per
+    // the docs; clients always send it). Not guessed from the name.
+    let ptype = policy_type(ctx, true)?;
     e.authorize(ctx, "ram:GetPolicy", &e.ram_policy_resource(name))?;
-    let want_system =
-        ptype == Some("System") || (ptype.is_none() && !e.state.policies.contains_key(name));
-    if want_system {
+    if ptype == Some("System") {
         let p = system_policy(e, name).ok_or_else(|| policy_not_found(name))?;
         let mut pol = system_policy_json(e, name, p);
         pol["PolicyDocument"] = json!(p.document.0);
@@ -1287,7 +1287,8 @@ fn list_tag_resources(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
             })
         })
         .collect();
-    let end = (start + size as usize).min(rows.len());
+    // `start` comes from the caller's NextToken: never trust it for arithmetic.
+    let end = start.saturating_add(size as usize).min(rows.len());
     let page: Vec<Value> = rows.get(start.min(rows.len())..end).unwrap_or(&[]).to_vec();
     let mut body = json!({"TagResources": page});
     if end < rows.len() {

@@ -360,8 +360,10 @@ impl State {
         Ok(state)
     }
 
-    /// Write atomically: a temporary file in the same directory, fsync, then rename, so a
-    /// crash leaves either the old or the new file, never a torn one.
+    /// Write atomically: a temporary file in the same directory, fsync, rename over the
+    /// target, then fsync the directory (so the rename itself survives a power loss). A
+    /// crash at any point leaves either the old or the new file, never a torn one; a failed
+    /// write removes its temporary file and leaves the old file as it was.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
         use std::io::Write;
         let err = |source| StateError::Write {
@@ -382,6 +384,10 @@ impl State {
         tmp.write_all(text.as_bytes()).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
+        #[cfg(unix)]
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
         Ok(())
     }
 

@@ -1892,7 +1892,7 @@ async fn callers_without_a_matching_allow_get_no_permission() {
         .scheme(Scheme::V3)
         .call(IMM, "ListProjects", &[])
         .await;
-    i.err(403, "Forbidden.RAM");
+    i.err(403, "NoPermission");
     assert_eq!(
         i.body["AccessDeniedDetail"]["AuthAction"],
         "imm:ListProjects"
@@ -1975,7 +1975,7 @@ async fn service_role_needs_pass_role_and_the_roles_permissions() {
             &[("ProjectName", "p"), ("ServiceRole", "imm-svc")],
         )
         .await;
-    r.err(403, "Forbidden.RAM");
+    r.err(403, "NoPermission");
     assert_eq!(r.body["AccessDeniedDetail"]["AuthAction"], "ram:PassRole");
     // PassRole, but the caller lacks oss:Get* / oss:PutObject the role grants.
     h.put_state(run(vec![imm_only.clone(), pass.clone(), oss_some]));
@@ -1986,7 +1986,7 @@ async fn service_role_needs_pass_role_and_the_roles_permissions() {
             &[("ProjectName", "p"), ("ServiceRole", "imm-svc")],
         )
         .await;
-    r.err(403, "Forbidden.RAM");
+    r.err(403, "NoPermission");
     assert_eq!(r.body["AccessDeniedDetail"]["AuthAction"], "oss:Get*");
     // PassRole and a superset of the role's permissions.
     h.put_state(run(vec![imm_only.clone(), pass.clone(), oss_all]));
@@ -2009,7 +2009,7 @@ async fn service_role_needs_pass_role_and_the_roles_permissions() {
         &[("ProjectName", "p"), ("ServiceRole", "imm-svc")],
     )
     .await
-    .err(403, "Forbidden.RAM");
+    .err(403, "NoPermission");
     dev.call(
         IMM,
         "UpdateProject",
