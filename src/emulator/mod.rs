@@ -211,20 +211,42 @@ pub async fn spawn(opts: EmulatorOptions) -> io::Result<EmulatorHandle> {
     })
 }
 
-/// Serve on an already bound listener until `shutdown` completes (the CLI's entry point).
+/// An emulator whose state is loaded (and the state file written) but that does not serve
+/// yet: the CLI builds it first, so a broken state file fails before anything listens and
+/// the file exists by the time "listening" is announced.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    pub fn new(opts: EmulatorOptions) -> io::Result<Server> {
+        Ok(Server {
+            shared: Arc::new(Shared::new(opts)?),
+        })
+    }
+
+    /// Serve on an already bound listener until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        axum::serve(
+            listener,
+            router(self.shared).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+/// Serve on an already bound listener until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     opts: EmulatorOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let shared = Arc::new(Shared::new(opts)?);
-    let app = router(shared);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    Server::new(opts)?.serve(listener, shutdown).await
 }
 
 fn router(shared: Arc<Shared>) -> Router {

@@ -342,7 +342,12 @@ fn is_yaml(path: &Path) -> bool {
 
 impl State {
     /// Parse a state from YAML or JSON text (YAML is a superset, so one parser serves).
+    /// An empty text is the fresh default account (as when no state file exists), not an
+    /// account without keys.
     pub fn from_text(text: &str) -> Result<State, String> {
+        if text.trim().is_empty() {
+            return Ok(State::default());
+        }
         serde_yaml::from_str(text).map_err(|e| e.to_string())
     }
 
@@ -511,4 +516,37 @@ fn numeric_id(seed: &str, counter: &mut u64) -> String {
     let h = sha2::Sha256::digest(seed.as_bytes());
     let n = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) % 9_000_000_000_000_000;
     format!("{}", 1_000_000_000_000_000 + n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_state_is_the_default_account_and_a_partial_one_is_refused() {
+        assert_eq!(State::from_text(" \n").unwrap(), State::default());
+        assert!(State::from_text("{\n  \"accountId\": \"1\",\n").is_err());
+        assert!(State::from_text("roles: [").is_err());
+        assert!(State::from_text("unknownField: 1").is_err());
+    }
+
+    #[test]
+    fn a_failed_save_leaves_the_old_file_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        State::default().save(&path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // The target is now a directory's name: the rename fails after the temporary file
+        // was written.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("x"), "keep the directory non-empty").unwrap();
+        assert!(State::default().save(&blocked).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
 }
