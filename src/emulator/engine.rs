@@ -175,6 +175,8 @@ pub struct Engine {
     pub state: State,
     /// The state a reset returns to.
     pub initial: State,
+    /// The configuration a reset returns to (the start-up options).
+    pub initial_config: Config,
     /// Entities created within the consistency delay: key -> when they become visible.
     pub visible_at: HashMap<String, DateTime<Utc>>,
     pub sessions: HashMap<String, Session>,
@@ -191,6 +193,7 @@ impl Engine {
     pub fn new(state: State, config: Config, state_file: Option<PathBuf>) -> Engine {
         Engine {
             initial: state.clone(),
+            initial_config: config.clone(),
             state,
             visible_at: HashMap::new(),
             sessions: HashMap::new(),
@@ -236,12 +239,24 @@ impl Engine {
         }
     }
 
-    /// Replace the whole state (PUT /_emulator/state, reset).
+    /// Replace the whole state (PUT /_emulator/state, reset). Issued STS credentials and
+    /// pending visibility delays belong to the old state and go with it.
     pub fn replace_state(&mut self, state: State) {
         self.state = state;
         self.visible_at.clear();
         self.sessions.clear();
         self.dirty = true;
+    }
+
+    /// `POST /_emulator/reset`: as if freshly started: the start state, the start-up fault
+    /// and quota settings (full buckets), no statistics. Seen nonces are kept: a replayed
+    /// request stays a replay.
+    pub fn reset(&mut self) {
+        let initial = self.initial.clone();
+        self.replace_state(initial);
+        self.config = self.initial_config.clone();
+        self.buckets.clear();
+        self.stats = Stats::default();
     }
 
     /// Count a call and decide whether a fault is injected.

@@ -4,9 +4,13 @@
 //!
 //! Faithful, not forgiving: it verifies V1 and V3 signatures, timestamps and nonces, answers
 //! with the real error envelope, codes and statuses, paginates, enforces RAM limits, refuses
-//! conflicting deletes, and authorizes every call with the caller's policies. See
-//! docs/emulator.md for the state file, the control endpoints and every choice made where
-//! the service's behaviour is UNCONFIRMED.
+//! conflicting deletes, and authorizes every call with the caller's policies. It must never
+//! be weakened to make the product pass: a client bug the real service would refuse is
+//! refused here too.
+//!
+//! docs/emulator.md is its spec map (each promise with the code and the test that proves
+//! it), and documents the state file, the control endpoints and every choice made where the
+//! service's behaviour is UNCONFIRMED.
 //!
 //! Layout: `wire` (decoding, envelope), `engine` (auth, quotas, faults, authorization),
 //! `ram` / `imm` / `sts` (product semantics), `state` (the state file), `system` (built-in
@@ -300,9 +304,7 @@ async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Respon
 
 async fn reset(AxState(shared): AxState<Arc<Shared>>) -> Response {
     let mut e = shared.lock();
-    let initial = e.initial.clone();
-    e.replace_state(initial);
-    e.stats = Stats::default();
+    e.reset();
     Shared::persist(&mut e);
     json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
 }

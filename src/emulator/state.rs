@@ -531,6 +531,26 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_state_loads() {
+        let doc = include_str!("../../docs/emulator.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/emulator.md has a yaml example");
+        let mut st = State::from_text(yaml).unwrap();
+        st.normalize("2026-01-01T00:00:00Z");
+        assert_eq!(st.access_keys.len(), 3);
+        assert_eq!(st.roles["media-imm"].policies[0].name, "media-oss");
+        assert!(st.roles.contains_key("AliyunIMMDefaultRole"));
+        assert_eq!(st.policies["media-oss"].versions[0].id, "v1");
+        assert_eq!(
+            st.projects["cn-hangzhou"]["media"].service_role,
+            "media-imm"
+        );
+    }
+
+    #[test]
     fn a_failed_save_leaves_the_old_file_and_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");

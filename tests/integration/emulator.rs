@@ -2478,6 +2478,15 @@ async fn control_endpoints_state_reset_stats_faults() {
     root.call(RAM, "GetRole", &[("RoleName", "seeded")])
         .await
         .err(500, "InternalError");
+    let f = http
+        .put(format!("{}/_emulator/faults", h.endpoint()))
+        .body(r#"{"latencyMs":5,"failNext":[{"action":"GetRole","code":"ServiceUnavailable","count":3}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let f: Value = f.json().await.unwrap();
+    assert_eq!(f["failNext"][0]["count"], 3, "{f}");
+    assert_eq!(f["latencyMs"], 5);
     // Reset returns to the start state.
     let r = http
         .post(format!("{}/_emulator/reset", h.endpoint()))
@@ -2489,6 +2498,17 @@ async fn control_endpoints_state_reset_stats_faults() {
         .await
         .err(404, "EntityNotExist.Role");
     assert_eq!(h.stats().calls.get("CreateRole"), None);
+    // ...and to the start-up fault settings: nothing scheduled, no latency.
+    let f: Value = http
+        .get(format!("{}/_emulator/faults", h.endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f["failNext"], json!([]));
+    assert_eq!(f["latencyMs"], 0);
     h.reset_stats();
 }
 
@@ -3347,4 +3367,73 @@ async fn a_killed_emulator_never_leaves_a_torn_state_file() {
         }
         assert!(after.roles.len() >= before.roles.len() + acked.len());
     }
+}
+
+#[tokio::test]
+async fn authorization_evaluates_not_action_not_resource_and_conditions_on_the_request() {
+    // Everything but deletes, from loopback only; GetRole denied outside `open-*`.
+    let everything_but_deletes = json!({"Version":"1","Statement":[
+        {"Effect":"Allow","NotAction":["ram:Delete*","imm:*"],"Resource":"*",
+         "Condition":{"IpAddress":{"acs:SourceIp":["127.0.0.0/8"]}}},
+        {"Effect":"Deny","Action":"ram:GetRole","NotResource":"acs:ram:*:*:role/open-*"}]})
+    .to_string();
+    let h = start_with(state_with_dev(&[everything_but_deletes])).await;
+    let dev = Client::new(&h, "dev-id", "dev-secret");
+    dev.call(RAM, "ListRoles", &[]).await.ok();
+    dev.call(
+        RAM,
+        "CreateRole",
+        &[
+            ("RoleName", "open-a"),
+            ("AssumeRolePolicyDocument", IMM_TRUST),
+        ],
+    )
+    .await
+    .ok();
+    dev.call(RAM, "GetRole", &[("RoleName", "open-a")])
+        .await
+        .ok();
+    let r = dev.call(RAM, "GetRole", &[("RoleName", "closed")]).await;
+    r.err(403, "NoPermission");
+    assert_eq!(
+        r.body["AccessDeniedDetail"]["NoPermissionType"],
+        "ExplicitDeny"
+    );
+    let r = dev.call(RAM, "DeleteRole", &[("RoleName", "open-a")]).await;
+    r.err(403, "NoPermission");
+    assert_eq!(
+        r.body["AccessDeniedDetail"]["NoPermissionType"],
+        "ImplicitDeny"
+    );
+    assert_eq!(r.body["AccessDeniedDetail"]["AuthAction"], "ram:DeleteRole");
+    dev.call(IMM, "ListProjects", &[])
+        .await
+        .err(403, "NoPermission");
+
+    // The same grant limited to another network, or to a time long past, grants nothing.
+    for cond in [
+        json!({"IpAddress":{"acs:SourceIp":"10.0.0.0/8"}}),
+        json!({"DateLessThan":{"acs:CurrentTime":"2001-01-01T00:00:00Z"}}),
+        json!({"Bool":{"acs:SecureTransport":"true"}}),
+    ] {
+        let p = json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":"ram:List*","Resource":"*","Condition":cond}]})
+        .to_string();
+        let h = start_with(state_with_dev(&[p])).await;
+        Client::new(&h, "dev-id", "dev-secret")
+            .call(RAM, "ListRoles", &[])
+            .await
+            .err(403, "NoPermission");
+    }
+    // And a condition the request satisfies grants it.
+    let p = json!({"Version":"1","Statement":[
+        {"Effect":"Allow","Action":"ram:list*","Resource":"*",
+         "Condition":{"DateGreaterThan":{"acs:CurrentTime":"2001-01-01T00:00:00Z"},
+                      "StringLike":{"acs:AccessId":"dev-*"}}}]})
+    .to_string();
+    let h = start_with(state_with_dev(&[p])).await;
+    Client::new(&h, "dev-id", "dev-secret")
+        .call(RAM, "ListRoles", &[])
+        .await
+        .ok();
 }
