@@ -124,16 +124,21 @@ impl Shared {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(engine: &mut Engine) {
+    /// Write the state file if the state changed. On failure the state stays dirty (the
+    /// next call retries) and the caller answers `InternalError`: a write is acknowledged
+    /// only once it is on disk.
+    fn persist(engine: &mut Engine) -> Result<(), state::StateError> {
         if !engine.dirty {
-            return;
+            return Ok(());
         }
-        engine.dirty = false;
         if let Some(path) = engine.state_file.clone()
             && let Err(e) = engine.state.save(&path)
         {
             tracing::error!(error = %e, "emulator: could not persist state");
+            return Err(e);
         }
+        engine.dirty = false;
+        Ok(())
     }
 }
 
@@ -169,7 +174,8 @@ impl EmulatorHandle {
         state.normalize(&wire::ram_time(chrono::Utc::now()));
         let mut e = self.shared.lock();
         e.replace_state(state);
-        Shared::persist(&mut e);
+        // A failure is logged; the next call retries the write.
+        let _ = Shared::persist(&mut e);
     }
     /// Stop serving and wait for the server task.
     pub async fn shutdown(mut self) {
@@ -292,8 +298,7 @@ async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Respon
             st.normalize(&wire::ram_time(chrono::Utc::now()));
             let mut e = shared.lock();
             e.replace_state(st);
-            Shared::persist(&mut e);
-            json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
+            persisted_ok(Shared::persist(&mut e))
         }
         Err(msg) => json_response(
             StatusCode::BAD_REQUEST,
@@ -305,8 +310,17 @@ async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Respon
 async fn reset(AxState(shared): AxState<Arc<Shared>>) -> Response {
     let mut e = shared.lock();
     e.reset();
-    Shared::persist(&mut e);
-    json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
+    persisted_ok(Shared::persist(&mut e))
+}
+
+fn persisted_ok(r: Result<(), state::StateError>) -> Response {
+    match r {
+        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({"error": e.to_string()}),
+        ),
+    }
 }
 
 async fn get_stats(AxState(shared): AxState<Arc<Shared>>) -> Response {
@@ -540,8 +554,16 @@ async fn api(
         None => {}
     }
     let mut e = shared.lock();
-    let result = e.process(&inc);
-    Shared::persist(&mut e);
+    let mut result = e.process(&inc);
+    if Shared::persist(&mut e).is_err() && result.is_ok() {
+        // The change is in memory but not on disk: not acknowledged (a real service whose
+        // storage fails answers the same way, and the caller may retry).
+        result = Err(ApiError::new(
+            500,
+            "InternalError",
+            "The request processing has failed due to some unknown error, exception or failure.",
+        ));
+    }
     match result {
         Ok(body) => {
             tracing::debug!(action = %inc.action, "emulator: ok");

@@ -709,7 +709,8 @@ fn list_policies(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 
 fn update_policy_description(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
-    let desc = description(ctx, "NewDescription")?.unwrap_or_default();
+    // Absent: the description is left as it is (not cleared).
+    let desc = description(ctx, "NewDescription")?;
     e.authorize(
         ctx,
         "ram:UpdatePolicyDescription",
@@ -722,7 +723,9 @@ fn update_policy_description(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> 
         .policies
         .get_mut(name)
         .ok_or_else(|| policy_not_found(name))?;
-    p.description = desc;
+    if let Some(d) = desc {
+        p.description = d;
+    }
     p.update_date = now;
     let p = p.clone();
     e.dirty = true;

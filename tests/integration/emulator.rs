@@ -1064,6 +1064,21 @@ async fn ram_policy_versions_limit_rotate_and_never_reuse_numbers() {
         .ok();
     assert_eq!(b["Policy"]["DefaultVersion"], "v1");
     assert_eq!(b["Policy"]["PolicyType"], "Custom");
+    let u = c
+        .call(
+            RAM,
+            "UpdatePolicyDescription",
+            &[("PolicyName", "p"), ("NewDescription", "described")],
+        )
+        .await
+        .ok();
+    assert_eq!(u["Policy"]["Description"], "described");
+    // Without NewDescription nothing is cleared.
+    let u = c
+        .call(RAM, "UpdatePolicyDescription", &[("PolicyName", "p")])
+        .await
+        .ok();
+    assert_eq!(u["Policy"]["Description"], "described");
     c.call(
         RAM,
         "CreatePolicy",
@@ -2290,39 +2305,61 @@ async fn scheduled_and_random_faults_and_dropped_connections() {
         Ok(r) => r.text().await.is_err(),
     };
     assert!(dropped);
-    // Every call fails at fault rate 1 with one of the injected kinds.
+    // At fault rate 1 every call fails with one of the four injected kinds, and over 80
+    // calls each kind shows up (a kind missing has probability 4 * 0.75^80 < 1e-9).
     h.set_faults(Faults {
         fault_rate: Some(1.0),
         ..Default::default()
     });
-    for _ in 0..12 {
+    let mut kinds = BTreeMap::<String, usize>::new();
+    for _ in 0..80 {
         let url = format!("{}/?Action=ListRoles&Version=2015-05-01", h.endpoint());
-        if let Ok(r) = reqwest::get(url).await {
-            let status = r.status().as_u16();
-            let retry = r
-                .headers()
-                .get("x-acs-retry-after")
-                .map(|v| v.to_str().unwrap().to_string());
-            if let Ok(text) = r.text().await {
-                let b: Value = serde_json::from_str(&text).unwrap();
-                let code = b["Code"].as_str().unwrap();
-                assert!(
-                    matches!(
-                        (status, code),
-                        (400, "Throttling.User")
-                            | (503, "ServiceUnavailable")
-                            | (500, "InternalError")
-                    ),
-                    "{status} {code}"
-                );
-                if code == "Throttling.User" {
-                    assert_eq!(retry.as_deref(), Some("3"));
+        let kind = match reqwest::get(url).await {
+            Err(_) => "dropped".to_string(),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let retry = r
+                    .headers()
+                    .get("x-acs-retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                match r.text().await {
+                    Err(_) => "dropped".to_string(),
+                    Ok(text) => {
+                        let b: Value = serde_json::from_str(&text).unwrap();
+                        let code = b["Code"].as_str().unwrap().to_string();
+                        assert!(
+                            matches!(
+                                (status, code.as_str()),
+                                (400, "Throttling.User")
+                                    | (503, "ServiceUnavailable")
+                                    | (500, "InternalError")
+                            ),
+                            "{status} {code}"
+                        );
+                        if code == "Throttling.User" {
+                            assert_eq!(retry.as_deref(), Some("3"));
+                        } else {
+                            assert_eq!(retry, None);
+                        }
+                        code
+                    }
                 }
             }
-        }
+        };
+        *kinds.entry(kind).or_default() += 1;
     }
+    assert_eq!(
+        kinds.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "InternalError",
+            "ServiceUnavailable",
+            "Throttling.User",
+            "dropped"
+        ],
+        "{kinds:?}"
+    );
     let s = h.stats();
-    assert!(s.injected_faults >= 15, "{s:?}");
+    assert_eq!(s.injected_faults, 3 + 80, "{s:?}");
     assert!(s.errors_by_action["ListRoles"]["ServiceUnavailable"] >= 2);
 }
 
@@ -3436,4 +3473,40 @@ async fn authorization_evaluates_not_action_not_resource_and_conditions_on_the_r
         .call(RAM, "ListRoles", &[])
         .await
         .ok();
+}
+
+#[tokio::test]
+async fn a_write_that_cannot_be_persisted_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    let path = sub.join("state.json");
+    let h = emulator::spawn(EmulatorOptions {
+        state_file: Some(path.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = Client::admin(&h);
+    let create = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            c.call(
+                RAM,
+                "CreateRole",
+                &[("RoleName", name), ("AssumeRolePolicyDocument", IMM_TRUST)],
+            )
+            .await
+        }
+    };
+    create("first").await.ok();
+    // The state file's directory becomes a plain file: the next write cannot be saved.
+    std::fs::remove_dir_all(&sub).unwrap();
+    std::fs::write(&sub, "not a directory").unwrap();
+    create("second").await.err(500, "InternalError");
+    // Once the disk is back, the next call writes everything, the pending change included.
+    std::fs::remove_file(&sub).unwrap();
+    c.call(RAM, "GetRole", &[("RoleName", "first")]).await.ok();
+    let on_disk = State::load(&path, "2026-01-01T00:00:00Z").unwrap();
+    assert!(on_disk.roles.contains_key("first") && on_disk.roles.contains_key("second"));
+    assert_eq!(on_disk, h.state());
 }
