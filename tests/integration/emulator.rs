@@ -3510,3 +3510,223 @@ async fn a_write_that_cannot_be_persisted_is_not_acknowledged() {
     assert!(on_disk.roles.contains_key("first") && on_disk.roles.contains_key("second"));
     assert_eq!(on_disk, h.state());
 }
+
+/// Every RAM, IMM and STS action the emulator serves (GetCallerIdentity excepted, as in the
+/// service) is checked against the caller's policies: a RAM user with no policy is refused
+/// each one with `NoPermission` naming the action, before anything is looked up.
+#[tokio::test]
+async fn every_action_is_authorized() {
+    let mut st = state_with_dev(&[]);
+    st.users.get_mut("dev").unwrap().policies.clear();
+    let h = start_with(st).await;
+    Client::admin(&h)
+        .call(
+            RAM,
+            "CreateRole",
+            &[
+                ("RoleName", "target"),
+                (
+                    "AssumeRolePolicyDocument",
+                    &account_trust("1234567890123456"),
+                ),
+            ],
+        )
+        .await
+        .ok();
+    let dev = Client::new(&h, "dev-id", "dev-secret");
+    let pdoc = doc(&["oss:GetObject"], "*");
+    type Call<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let calls: Vec<Call> = vec![
+        (
+            RAM,
+            "CreateRole",
+            vec![("RoleName", "r"), ("AssumeRolePolicyDocument", IMM_TRUST)],
+        ),
+        (RAM, "GetRole", vec![("RoleName", "r")]),
+        (
+            RAM,
+            "UpdateRole",
+            vec![("RoleName", "r"), ("NewDescription", "d")],
+        ),
+        (RAM, "DeleteRole", vec![("RoleName", "r")]),
+        (RAM, "ListRoles", vec![]),
+        (
+            RAM,
+            "CreatePolicy",
+            vec![("PolicyName", "p"), ("PolicyDocument", &pdoc)],
+        ),
+        (
+            RAM,
+            "GetPolicy",
+            vec![("PolicyName", "p"), ("PolicyType", "Custom")],
+        ),
+        (RAM, "ListPolicies", vec![]),
+        (
+            RAM,
+            "UpdatePolicyDescription",
+            vec![("PolicyName", "p"), ("NewDescription", "d")],
+        ),
+        (RAM, "DeletePolicy", vec![("PolicyName", "p")]),
+        (
+            RAM,
+            "CreatePolicyVersion",
+            vec![("PolicyName", "p"), ("PolicyDocument", &pdoc)],
+        ),
+        (
+            RAM,
+            "GetPolicyVersion",
+            vec![
+                ("PolicyName", "p"),
+                ("PolicyType", "Custom"),
+                ("VersionId", "v1"),
+            ],
+        ),
+        (
+            RAM,
+            "ListPolicyVersions",
+            vec![("PolicyName", "p"), ("PolicyType", "Custom")],
+        ),
+        (
+            RAM,
+            "SetDefaultPolicyVersion",
+            vec![("PolicyName", "p"), ("VersionId", "v1")],
+        ),
+        (
+            RAM,
+            "DeletePolicyVersion",
+            vec![("PolicyName", "p"), ("VersionId", "v2")],
+        ),
+        (
+            RAM,
+            "AttachPolicyToRole",
+            vec![
+                ("RoleName", "r"),
+                ("PolicyType", "Custom"),
+                ("PolicyName", "p"),
+            ],
+        ),
+        (
+            RAM,
+            "DetachPolicyFromRole",
+            vec![
+                ("RoleName", "r"),
+                ("PolicyType", "Custom"),
+                ("PolicyName", "p"),
+            ],
+        ),
+        (RAM, "ListPoliciesForRole", vec![("RoleName", "r")]),
+        (
+            RAM,
+            "ListEntitiesForPolicy",
+            vec![("PolicyName", "p"), ("PolicyType", "Custom")],
+        ),
+        (
+            RAM,
+            "TagResources",
+            vec![
+                ("ResourceType", "role"),
+                ("ResourceNames", r#"["r"]"#),
+                ("Tag", r#"[{"Key":"k","Value":"v"}]"#),
+            ],
+        ),
+        (
+            RAM,
+            "UntagResources",
+            vec![
+                ("ResourceType", "role"),
+                ("ResourceNames", r#"["r"]"#),
+                ("TagKeys", r#"["k"]"#),
+            ],
+        ),
+        (RAM, "ListTagResources", vec![("ResourceType", "role")]),
+        (IMM, "CreateProject", vec![("ProjectName", "p")]),
+        (IMM, "GetProject", vec![("ProjectName", "p")]),
+        (
+            IMM,
+            "UpdateProject",
+            vec![("ProjectName", "p"), ("Description", "d")],
+        ),
+        (IMM, "DeleteProject", vec![("ProjectName", "p")]),
+        (IMM, "ListProjects", vec![]),
+        (
+            IMM,
+            "CreateDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            IMM,
+            "GetDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            IMM,
+            "UpdateDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            IMM,
+            "DeleteDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (IMM, "ListDatasets", vec![("ProjectName", "p")]),
+        (
+            IMM,
+            "CreateBinding",
+            vec![
+                ("ProjectName", "p"),
+                ("DatasetName", "d"),
+                ("URI", "oss://b"),
+            ],
+        ),
+        (
+            IMM,
+            "GetBinding",
+            vec![
+                ("ProjectName", "p"),
+                ("DatasetName", "d"),
+                ("URI", "oss://b"),
+            ],
+        ),
+        (
+            IMM,
+            "DeleteBinding",
+            vec![
+                ("ProjectName", "p"),
+                ("DatasetName", "d"),
+                ("URI", "oss://b"),
+            ],
+        ),
+        (
+            IMM,
+            "ListBindings",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            STS,
+            "AssumeRole",
+            vec![
+                ("RoleArn", "acs:ram::1234567890123456:role/target"),
+                ("RoleSessionName", "s1"),
+            ],
+        ),
+    ];
+    for (version, action, params) in &calls {
+        let r = dev.call(version, action, params).await;
+        r.err(403, "NoPermission");
+        let service = match *version {
+            RAM => "ram",
+            IMM => "imm",
+            _ => "sts",
+        };
+        assert_eq!(
+            r.body["AccessDeniedDetail"]["AuthAction"],
+            format!("{service}:{action}"),
+            "{action}"
+        );
+    }
+    // Nothing was changed by the refused calls.
+    let st = h.state();
+    assert_eq!(st.roles.keys().collect::<Vec<_>>(), ["target"]);
+    assert!(st.policies.is_empty() && st.projects.is_empty());
+    dev.call(STS, "GetCallerIdentity", &[]).await.ok();
+}
