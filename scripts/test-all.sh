@@ -28,6 +28,15 @@ if [ -d ../shared/conformance ]; then
         }
     done
 fi
+# Likewise the SDK vectors the signer and the emulator's verifier are tested against.
+if [ -d ../shared/vectors ]; then
+    for f in signature-v1.json signature-v3.json sdk-requests.json; do
+        cmp -s "tests/data/vectors/$f" "../shared/vectors/$f" || {
+            echo "tests/data/vectors/$f differs from ../shared/vectors/$f" >&2
+            exit 1
+        }
+    done
+fi
 
 PYTHON="${PYTHON:-python3}"
 if ! .venv/bin/python -c 'import sys' >/dev/null 2>&1; then
