@@ -508,3 +508,43 @@ fn a_missing_timestamp_or_nonce_is_refused_after_the_signature() {
         assert_eq!((err.status, err.code.as_str()), (400, code));
     }
 }
+
+#[test]
+fn quotas_follow_the_documented_figures_per_action() {
+    use super::engine::quota;
+    for a in [
+        "GetRole",
+        "ListRoles",
+        "GetPolicy",
+        "ListPolicies",
+        "GetPolicyVersion",
+        "ListPolicyVersions",
+        "ListPoliciesForRole",
+        "ListEntitiesForPolicy",
+        "ListTagResources",
+    ] {
+        assert_eq!(quota(Product::Ram, a), 100.0, "{a}");
+    }
+    for a in [
+        "CreateRole",
+        "DeleteRole",
+        "UpdateRole",
+        "CreatePolicy",
+        "CreatePolicyVersion",
+        "DeletePolicy",
+        "DeletePolicyVersion",
+        "SetDefaultPolicyVersion",
+    ] {
+        assert_eq!(quota(Product::Ram, a), 20.0, "{a}");
+    }
+    for a in [
+        "AttachPolicyToRole",
+        "DetachPolicyFromRole",
+        "TagResources",
+        "UntagResources",
+    ] {
+        assert_eq!(quota(Product::Ram, a), 10.0, "{a}");
+    }
+    assert_eq!(quota(Product::Imm, "ListProjects"), 100.0);
+    assert_eq!(quota(Product::Imm, "CreateProject"), 20.0);
+}
