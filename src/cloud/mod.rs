@@ -12,6 +12,7 @@ pub mod credentials;
 pub mod error;
 pub mod imm;
 pub mod metrics;
+pub mod pages;
 pub mod ram;
 pub mod ratelimit;
 pub mod retry;
