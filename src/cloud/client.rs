@@ -571,9 +571,15 @@ impl Client {
         let url = format!("{endpoint}/?{query}");
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
+                let connecting = e.is_connect();
                 Error::Timeout {
                     action: action.to_string(),
-                    after: timeout,
+                    after: if connecting {
+                        inner.config.connect_timeout.min(timeout)
+                    } else {
+                        timeout
+                    },
+                    connecting,
                 }
             } else if e.is_builder() {
                 Error::Config {

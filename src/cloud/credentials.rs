@@ -239,6 +239,19 @@ enum StalePolicy {
     Lenient,
 }
 
+/// One source of the default chain.
+#[derive(Clone)]
+struct Candidate {
+    name: String,
+    /// `Err`: why the source could not even be built (variable unset, file missing, ...).
+    provider: Result<CredentialsProvider, CredentialsError>,
+    /// Tried on the chance it applies (the ECS metadata service when no role name is
+    /// configured): any failure means "not here", and the chain moves on. A source the
+    /// user configured is not a probe: a transient failure of it stops the chain (the call
+    /// is retried) instead of falling through to another identity.
+    probe: bool,
+}
+
 #[derive(Clone)]
 enum Kind {
     Static(Credentials),
@@ -249,8 +262,8 @@ enum Kind {
     Oidc(OidcConfig),
     Ecs(EcsConfig),
     Uri(String),
-    /// Candidates in chain order; `Err` holds why a candidate could not even be built.
-    Chain(Vec<(String, Result<CredentialsProvider, CredentialsError>)>),
+    /// Candidates in chain order.
+    Chain(Vec<Candidate>),
 }
 
 #[derive(Default)]
@@ -323,14 +336,12 @@ impl CredentialsProvider {
             Kind::Chain(candidates) => Kind::Chain(
                 candidates
                     .iter()
-                    .map(|(name, c)| {
-                        (
-                            name.clone(),
-                            match c {
-                                Ok(p) => Ok(p.with_clock(clock.clone())),
-                                Err(e) => Err(e.clone()),
-                            },
-                        )
+                    .map(|c| Candidate {
+                        provider: match &c.provider {
+                            Ok(p) => Ok(p.with_clock(clock.clone())),
+                            Err(e) => Err(e.clone()),
+                        },
+                        ..c.clone()
                     })
                     .collect(),
             ),
@@ -422,7 +433,11 @@ impl CredentialsProvider {
                 "ALIBABA_CLOUD_ACCESS_KEY_ID or ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set",
             )),
         };
-        candidates.push(("env".to_string(), env));
+        candidates.push(Candidate {
+            name: "env".into(),
+            provider: env,
+            probe: false,
+        });
 
         // 2. OIDC, only when all three variables are set.
         if let (Some(role), Some(provider), Some(file)) = (
@@ -441,7 +456,11 @@ impl CredentialsProvider {
                 policy: None,
                 sts_endpoint: Some(config.sts_endpoint(None, false)),
             });
-            candidates.push(("oidc".to_string(), Ok(p)));
+            candidates.push(Candidate {
+                name: "oidc".into(),
+                provider: Ok(p),
+                probe: false,
+            });
         }
 
         // 3. aliyun CLI profile.
@@ -450,7 +469,11 @@ impl CredentialsProvider {
                 Some(home) => cli_profile(&config, &home.join(".aliyun").join("config.json")),
                 None => Err(perr("cli_profile", "no home directory")),
             };
-            candidates.push(("cli_profile".to_string(), c));
+            candidates.push(Candidate {
+                name: "cli_profile".into(),
+                provider: c,
+                probe: false,
+            });
         }
 
         // 4. INI file.
@@ -467,7 +490,11 @@ impl CredentialsProvider {
             Some(path) => ini_profile(&config, &path),
             None => Err(perr("ini", "no home directory")),
         };
-        candidates.push(("ini".to_string(), ini));
+        candidates.push(Candidate {
+            name: "ini".into(),
+            provider: ini,
+            probe: false,
+        });
 
         // 5. ECS metadata.
         if !config.flag("ALIBABA_CLOUD_ECS_METADATA_DISABLED") {
@@ -476,12 +503,20 @@ impl CredentialsProvider {
                 role_name: config.var("ALIBABA_CLOUD_ECS_METADATA").map(str::to_string),
                 imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
             });
-            candidates.push(("ecs_ram_role".to_string(), Ok(p)));
+            candidates.push(Candidate {
+                name: "ecs_ram_role".into(),
+                provider: Ok(p),
+                probe: config.var("ALIBABA_CLOUD_ECS_METADATA").is_none(),
+            });
         }
 
         // 6. Credentials URI.
         if let Some(uri) = config.var("ALIBABA_CLOUD_CREDENTIALS_URI") {
-            candidates.push(("credentials_uri".to_string(), Ok(Self::uri(uri))));
+            candidates.push(Candidate {
+                name: "credentials_uri".into(),
+                provider: Ok(Self::uri(uri)),
+                probe: false,
+            });
         }
 
         Self::new("default_chain", Kind::Chain(candidates))
@@ -504,27 +539,30 @@ impl CredentialsProvider {
         }
     }
 
+    /// The first candidate that yields credentials, remembered (sticky). A configured
+    /// source failing transiently ends the walk with that (transient) error, so the call
+    /// is retried rather than made as another identity.
     async fn resolve_chain(
         &self,
-        candidates: &[(String, Result<CredentialsProvider, CredentialsError>)],
+        candidates: &[Candidate],
     ) -> Result<Credentials, CredentialsError> {
         let chosen = self.inner.cache.lock().await.chosen;
         if let Some(i) = chosen {
             let p = candidates[i]
-                .1
+                .provider
                 .as_ref()
                 .expect("only a built candidate is chosen");
             return Box::pin(p.credentials()).await;
         }
         let mut reasons = Vec::new();
-        for (i, (name, candidate)) in candidates.iter().enumerate() {
-            let failure = match candidate {
-                Err(e) => e.to_string(),
+        for (i, candidate) in candidates.iter().enumerate() {
+            let failure = match &candidate.provider {
+                Err(e) => e.clone(),
                 Ok(p) => match Box::pin(p.credentials()).await {
                     Ok(c) => {
                         tracing::debug!(
                             source = %c.source,
-                            candidate = %name,
+                            candidate = %candidate.name,
                             access_key_id = %c.access_key_id,
                             temporary = c.security_token.is_some(),
                             "credentials source chosen"
@@ -532,11 +570,19 @@ impl CredentialsProvider {
                         self.inner.cache.lock().await.chosen = Some(i);
                         return Ok(c);
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) if e.is_transient() && !candidate.probe => {
+                        tracing::debug!(
+                            candidate = %candidate.name,
+                            reason = %e,
+                            "credentials source failed for now; not falling through"
+                        );
+                        return Err(e);
+                    }
+                    Err(e) => e,
                 },
             };
-            tracing::debug!(candidate = %name, reason = %failure, "credentials source skipped");
-            reasons.push(failure);
+            tracing::debug!(candidate = %candidate.name, reason = %failure, "credentials source skipped");
+            reasons.push(failure.to_string());
         }
         Err(CredentialsError::Chain(reasons))
     }

@@ -171,9 +171,18 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
-    /// No answer within the request timeout (after retries).
-    #[error("{action}: no answer within {after:?}")]
-    Timeout { action: String, after: Duration },
+    /// No connection within the connect timeout, or no answer within the request timeout
+    /// (after retries).
+    #[error(
+        "{action}: {} within {after:?}",
+        if *connecting { "could not connect" } else { "no answer" }
+    )]
+    Timeout {
+        action: String,
+        after: Duration,
+        /// The connection was never made (connect timeout).
+        connecting: bool,
+    },
     /// A 2xx answer whose body is not the JSON we expect.
     #[error("{action}: cannot decode the answer (RequestId {request_id}): {source}")]
     Decode {
@@ -388,6 +397,7 @@ mod tests {
         let timeout = Error::Timeout {
             action: "GetRole".into(),
             after: Duration::from_secs(1),
+            connecting: false,
         };
         assert!(timeout.is_retryable());
         let creds = |transient| Error::Credentials {
