@@ -10,12 +10,16 @@
 //!
 //! Each attempt first waits for its action's token bucket ([`super::ratelimit`]), then for a
 //! concurrency permit, so a slow bucket never holds a permit. Retries follow
-//! [`super::retry::RetryPolicy`]; what is retryable is [`Error::is_retryable`].
+//! [`super::retry::RetryPolicy`]; what is retryable is [`Error::is_retryable`]; an
+//! `x-acs-retry-after` header (milliseconds, as the Tea runtimes read it) is a floor on the
+//! wait. Every attempt is signed afresh (new `Timestamp` and `SignatureNonce`).
 //!
-//! The request URL carries the signature and the STS token: it is never logged, and
-//! transport errors are stripped of it. Writes are retried on dropped connections like reads
-//! (as terraform does): a retried Create may then answer `EntityAlreadyExists`, which the
-//! apply layer treats as "maybe ours".
+//! The request URL carries the signature and the STS token: it is never logged, transport
+//! errors are stripped of it, and error messages are scrubbed of the secret, the token and
+//! the signature in every encoding ([`redact_all`]). Writes are retried on dropped
+//! connections and 5xx like reads (as terraform does): a retried Create may then answer
+//! `EntityAlreadyExists`, which the apply layer treats as "maybe ours"; a retried
+//! `CreatePolicyVersion` may leave one extra version (the plan's rotation handles it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -446,10 +450,13 @@ impl Client {
             .await
     }
 
-    /// The retry loop. Time is bounded twice: at most `max_attempts` attempts, and no
-    /// attempt (nor its backoff) runs past `max_elapsed` after the first one started: each
-    /// retry's timeout is cut to what is left, so a call never takes longer than
-    /// `max(request_timeout, max_elapsed)` plus the rate limiter's waits.
+    /// The retry loop. Time is bounded twice: at most `max_attempts` attempts, and at most
+    /// `max_elapsed` spent failing: from the start of the first attempt, attempts and
+    /// backoff sleeps count, the time a retry queues for its rate-limit token or a
+    /// concurrency permit does not (that is this client's own backlog, not the service
+    /// failing; counting it would make a deep queue give up on transient errors). Each
+    /// retry's timeout is cut to what is left, so the time spent is at most
+    /// `max(request_timeout, max_elapsed)`.
     async fn call_with<T: DeserializeOwned>(
         &self,
         product: Product,
@@ -461,11 +468,17 @@ impl Client {
         let inner = &self.inner;
         let policy = &inner.config.retry;
         inner.metrics.call(action);
+        // When the first attempt started, and how long retries queued since.
         let mut start: Option<Instant> = None;
+        let mut queued = Duration::ZERO;
+        let spent = |start: Option<Instant>, queued: Duration| {
+            start.map_or(Duration::ZERO, |s| s.elapsed().saturating_sub(queued))
+        };
         let mut attempt = 0u32;
         let mut last_err: Option<Error> = None;
         loop {
             attempt += 1;
+            let queue_start = Instant::now();
             inner.limiter.acquire(product, action).await;
             let result = {
                 let _permit = inner
@@ -478,10 +491,10 @@ impl Client {
                         start = Some(Instant::now());
                         inner.config.request_timeout
                     }
-                    Some(started) => {
-                        let left = policy.max_elapsed.saturating_sub(started.elapsed());
+                    Some(_) => {
+                        queued += queue_start.elapsed();
+                        let left = policy.max_elapsed.saturating_sub(spent(start, queued));
                         if left < MIN_ATTEMPT_TIME {
-                            // The rate limiter or the permits took what was left.
                             let err = last_err.expect("a retry follows a failure");
                             return Err(self.give_up(action, attempt - 1, err));
                         }
@@ -503,9 +516,8 @@ impl Client {
             };
             if err.is_retryable() && attempt < policy.max_attempts {
                 let delay = policy.delay(attempt, err.is_throttling(), err.retry_after());
-                let elapsed = start.map_or(Duration::ZERO, |s| s.elapsed());
                 // Another attempt needs time for its backoff and for an answer.
-                if elapsed + delay + MIN_ATTEMPT_TIME <= policy.max_elapsed {
+                if spent(start, queued) + delay + MIN_ATTEMPT_TIME <= policy.max_elapsed {
                     tracing::debug!(
                         action,
                         attempt,

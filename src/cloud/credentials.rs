@@ -7,11 +7,18 @@
 //! profile file `~/.aliyun/config.json` (modes `AK`, `StsToken`, `RamRoleArn`, `EcsRamRole`,
 //! `OIDC`, `ChainableRamRoleArn`) → the INI file `~/.alibabacloud/credentials.ini` → ECS
 //! instance metadata (token header, IMDSv1 fallback) → `ALIBABA_CLOUD_CREDENTIALS_URI`.
-//! The chain is sticky: the first source that yields credentials is used from then on.
+//! The chain is sticky: the first source that yields credentials is used from then on. A
+//! source that fails for good is skipped (as the SDKs do); one the user configured that
+//! fails *for now* (STS throttled or unreachable) ends the walk with a transient error that
+//! the client retries: falling through to the next source would act as another identity.
+//! The ECS metadata service is only probed (when no role name is configured), so its
+//! failures always mean "not on ECS" and the walk moves on.
 //!
-//! Temporary credentials are refreshed 15 minutes before `Expiration`. STS and URI sources
-//! use the *strict* policy (a failed refresh of a stale credential is an error); the ECS
-//! source the *lenient* one (the stale value is served and the next attempt pushed back).
+//! Temporary credentials are refreshed 15 minutes before `Expiration`, judged by a
+//! [`Clock`] (the system's, or a test's). STS and URI sources use the *strict* policy (a
+//! failed refresh of a stale credential is an error); the ECS source the *lenient* one (the
+//! stale value is served and the next attempt pushed back). The STS and metadata endpoints
+//! are overridable (the `sts_endpoint` and `ecs_metadata_endpoint` fields of [`ChainConfig`]).
 //!
 //! This module (with `settings.rs`) is the only place that reads the environment, and only
 //! in [`ChainConfig::from_env`]. The chosen source is logged at debug level; secrets never

@@ -1013,6 +1013,48 @@ async fn retries_are_bounded_in_attempts_and_in_total_time() {
     assert!(took < Duration::from_millis(800), "took {took:?}");
 }
 
+/// The time budget counts time spent failing, not time queued behind this client's own
+/// backlog: a retry waiting ~2 s for its rate-limit token behind 19 other calls still runs,
+/// with a 500 ms budget.
+#[tokio::test]
+async fn a_retry_queued_behind_the_clients_own_backlog_is_not_given_up() {
+    let emu = emulator().await;
+    let mut cfg = config(
+        &emu.endpoint(),
+        CredentialsProvider::static_ak(ADMIN_ID, ADMIN_SECRET),
+    );
+    cfg.rate_limits = RateLimits {
+        per_action: std::collections::HashMap::from([("GetCallerIdentity".to_string(), 10.0)]),
+        ..RateLimits::default()
+    };
+    cfg.retry.max_elapsed = Duration::from_millis(500);
+    let c = Client::new(cfg).unwrap();
+    emu.set_faults(Faults {
+        fail_next: Some(vec![fail_next(
+            "GetCallerIdentity",
+            "ServiceUnavailable",
+            1,
+        )]),
+        ..Faults::default()
+    });
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let c = c.clone();
+        set.spawn(async move { c.get_caller_identity().await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    assert!(
+        t.elapsed() > Duration::from_secs(2),
+        "the queue was real: {:?}",
+        t.elapsed()
+    );
+    let a = c.metrics().action("GetCallerIdentity");
+    assert_eq!((a.calls, a.retries), (20, 1), "{a:?}");
+}
+
 /// `x-acs-retry-after` (milliseconds, as the Tea runtimes read it) sets the least wait.
 #[tokio::test]
 async fn the_retry_after_header_is_honoured() {
