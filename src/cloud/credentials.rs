@@ -306,19 +306,25 @@ impl std::fmt::Debug for CredentialsProvider {
     }
 }
 
-fn http_client(connect: Duration, read: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// `proxy`: whether the `HTTP(S)_PROXY` variables apply (never to the instance metadata
+/// service, which only the instance itself can reach).
+fn http_client(connect: Duration, read: Duration, proxy: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
         .connect_timeout(connect)
-        .timeout(connect + read)
-        .build()
+        .timeout(connect + read);
+    if !proxy {
+        b = b.no_proxy();
+    }
+    b.build()
         .expect("a reqwest client with timeouts always builds")
 }
 
 impl CredentialsProvider {
     fn new(name: impl Into<String>, kind: Kind) -> Self {
+        // The SDKs' timeouts: 1 s + 1 s for the metadata service, 5 s + 10 s otherwise.
         let http = match &kind {
-            Kind::Ecs(_) => http_client(Duration::from_secs(1), Duration::from_secs(1)),
-            _ => http_client(Duration::from_secs(5), Duration::from_secs(10)),
+            Kind::Ecs(_) => http_client(Duration::from_secs(1), Duration::from_secs(1), false),
+            _ => http_client(Duration::from_secs(5), Duration::from_secs(10), true),
         };
         CredentialsProvider {
             inner: Arc::new(Inner {

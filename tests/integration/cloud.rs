@@ -986,7 +986,7 @@ async fn retries_are_bounded_in_attempts_and_in_total_time() {
     assert_eq!(e.code(), Some("ServiceUnavailable"));
     let a = c.metrics().action("GetCallerIdentity");
     assert!(a.attempts >= 3 && a.attempts < 100, "{a:?}");
-    assert!(took < Duration::from_millis(700), "took {took:?}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
 
     // Timeouts: a server slower than the request timeout. Each attempt is cut at its
     // timeout (and retries at what is left of the budget), so the call ends in time.
@@ -1010,7 +1010,7 @@ async fn retries_are_bounded_in_attempts_and_in_total_time() {
     let a = c.metrics().action("GetCallerIdentity");
     assert!(a.attempts >= 2, "timeouts are retried: {a:?}");
     assert_eq!(a.responses.get("Timeout"), Some(&a.attempts));
-    assert!(took < Duration::from_millis(800), "took {took:?}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
 
 /// The time budget counts time spent failing, not time queued behind this client's own
@@ -1082,7 +1082,7 @@ async fn the_retry_after_header_is_honoured() {
     };
     let without = timed(None).await;
     let with = timed(Some(400)).await;
-    assert!(without < Duration::from_millis(300), "{without:?}");
+    assert!(without < Duration::from_millis(350), "{without:?}");
     assert!(with >= Duration::from_millis(400), "{with:?}");
     assert!(with < Duration::from_millis(1500), "{with:?}");
     assert_eq!(c.metrics().action("GetCallerIdentity").retries, 2);
@@ -2505,4 +2505,42 @@ async fn trace_logs_and_debug_output_never_show_a_secret() {
     if std::env::var_os("SHOW_TRACE").is_some() {
         eprintln!("{log}");
     }
+}
+
+/// A 2xx answer that is not the expected JSON is a `Decode` error (with the RequestId when
+/// one came, from the body or the `x-acs-request-id` header), never retried: the Tea SDK's
+/// `UnretryableException`, but typed.
+#[tokio::test]
+async fn an_undecodable_success_is_a_decode_error_not_retried() {
+    async fn odd(uri: Uri) -> Response {
+        let q = decode_query(uri.query().unwrap_or(""));
+        if q["Action"] == "GetRole" {
+            axum::Json(json!({"RequestId": "body-id", "NotARole": {}})).into_response()
+        } else {
+            ([("x-acs-request-id", "header-id")], "not json").into_response()
+        }
+    }
+    let endpoint = serve(Router::new().route("/", any(odd))).await;
+    let c = admin(&endpoint);
+    let e = c.get_role("x").await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Decode { request_id, .. } if request_id == "body-id"),
+        "{e:?}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("GetRole: cannot decode the answer (RequestId body-id)"),
+        "{e}"
+    );
+    let e = c.get_caller_identity().await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Decode { request_id, .. } if request_id == "header-id"),
+        "{e:?}"
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(c.metrics().action("GetCallerIdentity").attempts, 1);
+    assert_eq!(
+        c.metrics().action("GetCallerIdentity").errors.get("Decode"),
+        Some(&1)
+    );
 }
