@@ -225,6 +225,19 @@ impl ChainConfig {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
+    /// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true` also refuses a profile that names the ECS
+    /// role explicitly (as the SDK refuses to build the provider).
+    fn ecs_allowed(&self, provider: &str) -> Result<(), CredentialsError> {
+        if self.flag("ALIBABA_CLOUD_ECS_METADATA_DISABLED") {
+            Err(perr(
+                provider,
+                "the ECS metadata service is disabled by ALIBABA_CLOUD_ECS_METADATA_DISABLED",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// STS endpoint: override, else `ALIBABA_CLOUD_STS_REGION` (+ VPC), else the profile's
     /// region, else the global one.
     fn sts_endpoint(&self, profile_region: Option<&str>, profile_vpc: bool) -> String {
@@ -1188,11 +1201,14 @@ fn cli_profile_named(
             let src = cli_profile_named(config, file, &src_name, path, depth + 1)?;
             Ok(CredentialsProvider::assume_role(src, role_config(p)?))
         }
-        "EcsRamRole" => Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
-            endpoint: config.ecs_metadata_endpoint.clone(),
-            role_name: non_empty(&p.ram_role_name),
-            imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
-        })),
+        "EcsRamRole" => {
+            config.ecs_allowed(NAME)?;
+            Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
+                endpoint: config.ecs_metadata_endpoint.clone(),
+                role_name: non_empty(&p.ram_role_name),
+                imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+            }))
+        }
         "OIDC" => Ok(CredentialsProvider::oidc(OidcConfig {
             role_arn: need(&p.ram_role_arn, "ram_role_arn")?,
             oidc_provider_arn: need(&p.oidc_provider_arn, "oidc_provider_arn")?,
@@ -1283,11 +1299,14 @@ fn ini_profile(config: &ChainConfig, path: &Path) -> Result<CredentialsProvider,
             policy: get("policy"),
             sts_endpoint: Some(config.sts_endpoint(None, false)),
         })),
-        "ecs_ram_role" => Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
-            endpoint: config.ecs_metadata_endpoint.clone(),
-            role_name: get("role_name"),
-            imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
-        })),
+        "ecs_ram_role" => {
+            config.ecs_allowed(NAME)?;
+            Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
+                endpoint: config.ecs_metadata_endpoint.clone(),
+                role_name: get("role_name"),
+                imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+            }))
+        }
         other => Err(perr(
             NAME,
             format!("section [{wanted}]: unsupported type {other:?}"),

@@ -1931,6 +1931,20 @@ async fn oidc_env_vars_assume_the_role_with_the_token_file_read_on_every_refresh
     );
     assert!(!e.is_retryable());
 
+    // The CLI profile's OIDC mode does the same.
+    std::fs::write(&token_file, jwt("system:serviceaccount:ns:cli")).unwrap();
+    let cli = ChainRig::new()
+        .cli(json!({"name": "pods", "mode": "OIDC",
+            "ram_role_arn": format!("acs:ram::{ACCOUNT}:role/pods"),
+            "oidc_provider_arn": OIDC_PROVIDER, "oidc_token_file": token_file.to_str().unwrap(),
+            "role_session_name": "cli-pod", "expired_seconds": 0}))
+        .sts(&emu.endpoint());
+    let c2 = Client::new(config(&emu.endpoint(), cli.provider(&clock))).unwrap();
+    assert_eq!(
+        c2.get_caller_identity().await.unwrap().arn,
+        format!("acs:ram::{ACCOUNT}:assumed-role/pods/cli-pod")
+    );
+
     // With the AccessKey env vars set too, env comes first.
     let rig = rig
         .var("ALIBABA_CLOUD_ACCESS_KEY_ID", ADMIN_ID)
@@ -2178,6 +2192,37 @@ async fn ecs_metadata_with_the_token_header_refreshes_and_falls_back() {
     let text = strict.credentials().await.unwrap_err().to_string();
     assert!(text.contains("IMDSv1 is disabled"), "{text}");
     *md.no_tokens.lock().unwrap() = false;
+
+    // The CLI profile's EcsRamRole mode and the INI ecs_ram_role type use the same service
+    // (and are refused when the metadata service is disabled).
+    let cli_ecs = ChainRig::new()
+        .ecs(&endpoint)
+        .cli(json!({"name": "ecs", "mode": "EcsRamRole", "ram_role_name": "deployer"}));
+    let p = cli_ecs.provider(&clock);
+    let c = Client::new(config(&emu.endpoint(), p.clone())).unwrap();
+    assert_eq!(
+        c.get_caller_identity().await.unwrap().identity_type,
+        "AssumedRoleUser"
+    );
+    assert_eq!(p.credentials().await.unwrap().source, "ecs_ram_role");
+    let ini_ecs = ChainRig::new()
+        .ecs(&endpoint)
+        .ini("[default]\ntype = ecs_ram_role\nrole_name = deployer\n");
+    assert_eq!(
+        ini_ecs.provider(&clock).credentials().await.unwrap().source,
+        "ecs_ram_role"
+    );
+    let refused = cli_ecs.var("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true");
+    let text = refused
+        .provider(&clock)
+        .credentials()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("disabled by ALIBABA_CLOUD_ECS_METADATA_DISABLED"),
+        "{text}"
+    );
 
     // ECS comes before the credentials URI; without ECS, the URI is used.
     let uri = format!("{endpoint}/creds");
