@@ -1,6 +1,7 @@
 //! Integration tests, one binary: one module per area.
 
 mod apply;
+mod cloud;
 mod cloud_support;
 mod emulator;
 mod live;
