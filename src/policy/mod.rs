@@ -10,4 +10,7 @@ pub mod eval;
 pub mod imm;
 pub mod system;
 
+#[cfg(test)]
+mod eval_cases;
+
 pub use document::PolicyDocument;
