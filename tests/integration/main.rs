@@ -3,6 +3,7 @@
 mod apply;
 mod cloud_support;
 mod emulator;
+mod lint;
 mod live;
 mod plan_props;
 mod settings;
