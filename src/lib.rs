@@ -33,5 +33,6 @@ pub mod live;
 pub mod manifest;
 pub mod plan;
 pub mod policy;
+pub mod preflight;
 pub mod render;
 pub mod settings;

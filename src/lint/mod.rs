@@ -78,6 +78,7 @@ use crate::manifest::{Address, Desired};
 use crate::plan::{Finding, Severity};
 
 pub use plan_lint::lint_plan;
+pub(crate) use view::{RoleLookup, Sources};
 
 /// The lint codes (see the module docs' table).
 pub mod codes {

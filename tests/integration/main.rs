@@ -6,4 +6,5 @@ mod emulator;
 mod lint;
 mod live;
 mod plan_props;
+mod preflight;
 mod settings;
