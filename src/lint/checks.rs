@@ -1,4 +1,7 @@
-//! The lints over the declared state (see the module docs of [`super`] for the table).
+//! The lints over the declared state (see the module docs of [`super`] for the table):
+//! the service role of each declared project, and the policies of every service role.
+//!
+//! Pure: no I/O; every verdict comes from `policy::eval`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -8,7 +8,7 @@
 //!   trust policies, live System documents and live attachments of undeclared (owned) roles
 //!   are then known too.
 //! - [`lint_plan`]`(&Plan, &Desired, &Live)`: what the plan would do to a role that a live
-//!   project uses (simulated with [`crate::plan::simulate`]).
+//!   project uses (simulated with [`crate::plan::simulate()`]).
 //! - [`blocks_apply`]: any `Error` finding refuses apply unless forced.
 //!
 //! Pure: no tokio, no I/O, no clock. The preflight that reads the caller's own policies is
@@ -29,8 +29,8 @@
 //! | `IMM009` | info | project / policy | can't check: a role or document immctl does not know |
 //! | `IMM010` | info | project | no `spec.buckets`: the role's OSS access is not checked |
 //! | `IMM011` | error | role | the plan deletes a role a live project uses |
-//! | `IMM012` | error | role | the plan takes minimum permissions away from a role a live project uses |
-//! | `IMM013` | error | role | the plan changes the trust policy of a role a live project uses so IMM can no longer assume it |
+//! | `IMM012` | error | project | the plan takes minimum permissions away from the service role of a live project (detach, narrower document, or a move to a weaker role) |
+//! | `IMM013` | error | project | the plan changes the trust policy of a live project's service role so IMM can no longer assume it |
 //!
 //! Severities: a state in which IMM cannot work at all (cannot assume the role, the role does
 //! not exist) and a plan that *breaks* a working project are errors; a declared role that lacks

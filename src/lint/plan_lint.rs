@@ -6,6 +6,8 @@
 //! permission it had before (`IMM012`). All three are errors: apply refuses the plan unless
 //! forced. Only losses count, so a plan that leaves an already-incomplete role as it is, or
 //! detaches a policy whose permissions another one still grants, is not an error here.
+//!
+//! Pure: the simulation is `plan::simulate` on a copy; no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
