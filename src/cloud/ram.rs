@@ -472,3 +472,31 @@ impl Client {
         }
     }
 }
+
+// --- the caller's own policies (preflight) ---
+
+impl Client {
+    /// Policies attached to a RAM user (not those of its groups).
+    pub async fn list_policies_for_user(
+        &self,
+        user_name: &str,
+    ) -> Result<ListPoliciesForUserResponse> {
+        self.ram("ListPoliciesForUser", params([("UserName", user_name)]))
+            .await
+    }
+
+    /// The groups a RAM user belongs to.
+    pub async fn list_groups_for_user(&self, user_name: &str) -> Result<ListGroupsForUserResponse> {
+        self.ram("ListGroupsForUser", params([("UserName", user_name)]))
+            .await
+    }
+
+    /// Policies attached to a RAM user group.
+    pub async fn list_policies_for_group(
+        &self,
+        group_name: &str,
+    ) -> Result<ListPoliciesForGroupResponse> {
+        self.ram("ListPoliciesForGroup", params([("GroupName", group_name)]))
+            .await
+    }
+}

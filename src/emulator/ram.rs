@@ -52,6 +52,9 @@ pub fn dispatch(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         "TagResources" => tag_resources(e, ctx),
         "UntagResources" => untag_resources(e, ctx),
         "ListTagResources" => list_tag_resources(e, ctx),
+        "ListPoliciesForUser" => list_policies_for_user(e, ctx),
+        "ListGroupsForUser" => list_groups_for_user(e, ctx),
+        "ListPoliciesForGroup" => list_policies_for_group(e, ctx),
         _ => Err(unknown_action()),
     }
 }
@@ -1298,4 +1301,94 @@ fn list_tag_resources(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         body["NextToken"] = json!(encode_marker(&end.to_string()));
     }
     Ok(body)
+}
+
+// ------------------------------------------------------------ users and groups (read-only)
+//
+// Users exist only through the state file (they hold the access keys the emulator checks);
+// the emulator has no groups. These reads let a caller see its own policies, as immctl's
+// preflight does.
+
+fn user_name<'a>(ctx: &'a Ctx<'_>) -> ApiResult<&'a str> {
+    let name = ctx.params.required("UserName")?;
+    validate_name(
+        name,
+        64,
+        |c| c.is_ascii_alphanumeric() || ".@_-".contains(c),
+        "UserName",
+    )?;
+    Ok(name)
+}
+
+fn user_not_found(name: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "EntityNotExist.User",
+        format!("The user not exists: {name}."),
+    )
+}
+
+fn ram_user_resource(e: &Engine, name: &str) -> String {
+    format!("acs:ram:*:{}:user/{name}", e.state.account_id)
+}
+
+/// `Policies.Policy[]` items for a list of attachments (as ListPoliciesForRole writes them).
+fn attached_policies_json(e: &Engine, attachments: &[Attachment]) -> Vec<Value> {
+    attachments
+        .iter()
+        .map(|a| {
+            let (desc, default) = if a.policy_type == "System" {
+                system_policy(e, &a.name)
+                    .map(|p| (p.description.clone(), p.default_version.clone()))
+                    .unwrap_or_default()
+            } else {
+                e.state
+                    .policies
+                    .get(&a.name)
+                    .map(|p| (p.description.clone(), p.default_version.clone()))
+                    .unwrap_or_default()
+            };
+            json!({
+                "PolicyName": a.name,
+                "PolicyType": a.policy_type,
+                "Description": desc,
+                "DefaultVersion": default,
+                "AttachDate": a.attach_date,
+            })
+        })
+        .collect()
+}
+
+fn list_policies_for_user(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
+    let name = user_name(ctx)?;
+    e.authorize(ctx, "ram:ListPoliciesForUser", &ram_user_resource(e, name))?;
+    let u = e
+        .state
+        .users
+        .get(name)
+        .ok_or_else(|| user_not_found(name))?;
+    Ok(json!({"Policies": {"Policy": attached_policies_json(e, &u.policies)}}))
+}
+
+fn list_groups_for_user(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
+    let name = user_name(ctx)?;
+    e.authorize(ctx, "ram:ListGroupsForUser", &ram_user_resource(e, name))?;
+    if !e.state.users.contains_key(name) {
+        return Err(user_not_found(name));
+    }
+    Ok(json!({"Groups": {"Group": []}}))
+}
+
+fn list_policies_for_group(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
+    let name = ctx.params.required("GroupName")?;
+    e.authorize(
+        ctx,
+        "ram:ListPoliciesForGroup",
+        &format!("acs:ram:*:{}:group/{name}", e.state.account_id),
+    )?;
+    Err(ApiError::new(
+        404,
+        "EntityNotExist.Group",
+        format!("The group not exists: {name}."),
+    ))
 }

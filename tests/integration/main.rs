@@ -4,6 +4,8 @@ mod apply;
 mod cloud;
 mod cloud_support;
 mod emulator;
+mod lint;
 mod live;
 mod plan_props;
+mod preflight;
 mod settings;
