@@ -200,6 +200,9 @@ impl fmt::Display for RootFailure {
         if let Some(id) = &e.request_id {
             write!(f, " (RequestId {id})")?;
         }
+        if let Some(x) = e.explanation {
+            write!(f, " {x}")?;
+        }
         Ok(())
     }
 }

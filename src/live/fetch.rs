@@ -166,6 +166,9 @@ fn describe(e: &cloud::Error) -> String {
             if !a.request_id.is_empty() {
                 s.push_str(&format!(" (RequestId {})", a.request_id));
             }
+            if let Some(hint) = a.hint() {
+                s.push_str(&format!("; {hint}"));
+            }
             s
         }
         None => e.to_string(),
@@ -381,18 +384,7 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
 }
 
 async fn list_projects(c: &Client, region: &str) -> cloud::Result<Vec<Project>> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let r = c
-            .list_projects(region, token.as_deref(), Some(IMM_PAGE), None)
-            .await?;
-        out.extend(r.projects);
-        match r.next_token.filter(|t| !t.is_empty()) {
-            Some(t) if Some(&t) != token.as_ref() => token = Some(t),
-            _ => return Ok(out),
-        }
-    }
+    c.list_projects_all(region, IMM_PAGE).await
 }
 
 async fn read_role(c: &Client, listed: Role, tags: Tags) -> Result<Option<LiveRole>> {

@@ -45,8 +45,8 @@ use super::model::*;
 use super::order::{Phase, order};
 use crate::live::{Live, LivePolicy, LiveProject, LiveRole, OWNER_TAG_KEY};
 use crate::manifest::{
-    Address, DeletionPolicy, Desired, DesiredPolicy, DesiredProject, DesiredRole, IMM_DEFAULT_ROLE,
-    PolicyRef, PolicyType, ProjectKey, ProjectLimits, Tags,
+    Address, DeletionPolicy, Desired, DesiredPolicy, DesiredProject, DesiredRole, PolicyRef,
+    PolicyType, ProjectKey, ProjectLimits, Tags,
 };
 use crate::policy::PolicyDocument;
 
@@ -62,7 +62,7 @@ pub const RETAIN_TAG_VALUE: &str = "Retain";
 /// Tag keys managed by the cloud itself; never diffed, never removed.
 pub const IGNORED_TAG_PREFIXES: &[&str] = &["aliyun", "acs:", "http://", "https://"];
 
-/// Finding codes produced by the planner (lints append their own).
+/// Finding codes produced by the planner (`crate::lint` owns the `IMM*` codes).
 pub mod codes {
     /// Declared resource exists without any owner tag; not adopted.
     pub const UNOWNED: &str = "P001";
@@ -82,12 +82,8 @@ pub mod codes {
     pub const ORPHAN: &str = "P008";
     /// Owned, undeclared resource kept because it carries the Retain tag.
     pub const RETAINED: &str = "P009";
-    /// Project uses `AliyunIMMDefaultRole`.
-    pub const IMM_DEFAULT_ROLE: &str = "IMM001";
-    /// Project names a service role that is neither declared nor live.
-    pub const IMM_UNKNOWN_ROLE: &str = "IMM002";
-    /// Project names `AliyunIMMDefaultRole`, which was never authorized in this account.
-    pub const IMM_DEFAULT_ROLE_MISSING: &str = "IMM003";
+    // The IMM service-role findings (`IMM*`, including the default-role and unknown-role
+    // ones that used to be here) belong to `crate::lint`: one owner per code.
 }
 
 /// True for tag keys the cloud manages (see [`IGNORED_TAG_PREFIXES`]).
@@ -830,53 +826,7 @@ impl Planner<'_> {
         );
     }
 
-    fn role_exists_live(&self, name: &str) -> bool {
-        self.live.roles.contains_key(name) || self.live.role_names.contains(name)
-    }
-
-    fn lint_project(&mut self, dj: &DesiredProject) {
-        let address = Address::project(&dj.key());
-        if dj.service_role == IMM_DEFAULT_ROLE {
-            self.finding(
-                codes::IMM_DEFAULT_ROLE,
-                Severity::Warning,
-                &address,
-                format!(
-                    "uses {IMM_DEFAULT_ROLE}, which can read every OSS bucket in the account"
-                ),
-                Some(
-                    "declare an ImmServiceRole scoped to the project's buckets (or a custom least-privilege role) and set spec.serviceRole",
-                ),
-            );
-            if !self.role_exists_live(IMM_DEFAULT_ROLE) {
-                self.finding(
-                    codes::IMM_DEFAULT_ROLE_MISSING,
-                    Severity::Error,
-                    &address,
-                    format!("{IMM_DEFAULT_ROLE} does not exist in this account"),
-                    Some(
-                        "authorize it once in the IMM console (Cloud Resource Access Authorization), or use a custom service role",
-                    ),
-                );
-            }
-        } else if !self.desired.roles.contains_key(&dj.service_role)
-            && !self.role_exists_live(&dj.service_role)
-        {
-            self.finding(
-                codes::IMM_UNKNOWN_ROLE,
-                Severity::Error,
-                &address,
-                format!(
-                    "service role \"{}\" is neither declared nor present in the account",
-                    dj.service_role
-                ),
-                Some("declare the role (kind: ImmServiceRole or Role) or fix spec.serviceRole"),
-            );
-        }
-    }
-
     fn plan_project(&mut self, dj: &DesiredProject) {
-        self.lint_project(dj);
         let key = dj.key();
         let address = Address::project(&key);
         let live = self.live.projects.get(&key);

@@ -43,8 +43,11 @@ fn mixed_plan() -> Plan {
         prune: true,
         ..PlanSettings::default()
     };
-    let p = diff(&d, &live, &s);
+    let mut p = diff(&d, &live, &s);
     check(&p).unwrap();
+    // The IMM findings (IMM001 for `fresh`) come from the lints, as in a real reconcile.
+    p.findings
+        .extend(crate::lint::lint_desired(&d, Some(&live)));
     p
 }
 
@@ -62,7 +65,10 @@ fn text_has_symbols_diffs_summary_and_findings() {
     assert!(t.contains("  + imm_project.cn-hangzhou/fresh\n"));
     assert!(t.contains("  ~ ram_policy.media-read\n"));
     assert!(t.contains("  - ram_policy.old\n"));
-    assert!(t.contains("          -        \"oss:ListObjects\"\n"), "{t}");
+    assert!(
+        t.contains("          -        \"oss:ListObjects\"\n"),
+        "{t}"
+    );
     assert!(t.contains("warning[IMM001] imm_project.cn-hangzhou/fresh"));
     assert!(
         t.ends_with("Plan: 1 to create, 3 to update, 0 to adopt, 1 to delete.\n"),
