@@ -128,7 +128,8 @@ fn merge_findings(findings: &mut Vec<Finding>, extra: Vec<Finding>) {
         }
     }
     findings.sort_by(|a, b| {
-        (a.severity, &a.address, &a.code, &a.message).cmp(&(b.severity, &b.address, &b.code, &b.message))
+        (a.severity, &a.address, &a.code, &a.message)
+            .cmp(&(b.severity, &b.address, &b.code, &b.message))
     });
 }
 

@@ -47,7 +47,8 @@ pub fn run(global: &GlobalArgs, args: ApplyArgs) -> i32 {
 
 /// Read and check a saved plan file.
 fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let version: Option<u64> = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()));

@@ -152,9 +152,7 @@ async fn start_embedded_emulator(
 }
 
 fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Colour only on a terminal, and never when `NO_COLOR` is set (https://no-color.org).

@@ -149,9 +149,14 @@ fn exit_for(changes: bool, detailed: bool) -> i32 {
 fn parse_targets(raw: &[String]) -> anyhow::Result<Vec<Address>> {
     raw.iter()
         .map(|t| {
-            let ok = ["ram_policy.", "ram_role.", "ram_role_policy.", "imm_project."]
-                .iter()
-                .any(|p| t.starts_with(p) && t.len() > p.len());
+            let ok = [
+                "ram_policy.",
+                "ram_role.",
+                "ram_role_policy.",
+                "imm_project.",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p) && t.len() > p.len());
             if ok {
                 Ok(Address(t.clone()))
             } else {

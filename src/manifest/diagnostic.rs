@@ -45,27 +45,48 @@ pub struct Diagnostic {
     /// Which resource, when known.
     pub address: Option<Address>,
     pub message: String,
+    /// One line on how to fix it, when there is more to say than the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 impl Diagnostic {
-    pub fn error(code: &str, source: Option<Source>, address: Option<Address>, msg: impl Into<String>) -> Self {
+    pub fn error(
+        code: &str,
+        source: Option<Source>,
+        address: Option<Address>,
+        msg: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             code: code.to_string(),
             severity: Severity::Error,
             source,
             address,
             message: msg.into(),
+            help: None,
         }
     }
 
-    pub fn warning(code: &str, source: Option<Source>, address: Option<Address>, msg: impl Into<String>) -> Self {
+    pub fn warning(
+        code: &str,
+        source: Option<Source>,
+        address: Option<Address>,
+        msg: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             code: code.to_string(),
             severity: Severity::Warning,
             source,
             address,
             message: msg.into(),
+            help: None,
         }
+    }
+
+    /// Builder: add the one-line fix.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
     }
 
     pub fn is_error(&self) -> bool {
@@ -109,7 +130,7 @@ const EXCERPT_FILE_LIMIT: u64 = 1024 * 1024;
 const EXCERPT_WIDTH: usize = 100;
 
 /// Write every finding: the headline, then (when the file is readable text) the source line
-/// and a caret under the column, then a blank line.
+/// and a caret under the column, then the help line if any, then a blank line.
 pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Result<()> {
     let mut cache: Vec<(std::path::PathBuf, Option<String>)> = Vec::new();
     for d in diags {
@@ -123,11 +144,14 @@ pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Res
                     t
                 }
             };
-            if let Some(text) = text {
-                if let Some(line) = text.lines().nth(src.line.saturating_sub(1)) {
-                    write_excerpt(out, src.line, src.column, line)?;
-                }
+            if let Some(text) = text
+                && let Some(line) = text.lines().nth(src.line.saturating_sub(1))
+            {
+                write_excerpt(out, src.line, src.column, line)?;
             }
+        }
+        if let Some(help) = &d.help {
+            writeln!(out, "  = help: {help}")?;
         }
         writeln!(out)?;
     }
@@ -137,7 +161,9 @@ pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Res
 fn read_small_text(path: &std::path::Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let mut buf = Vec::new();
-    file.take(EXCERPT_FILE_LIMIT + 1).read_to_end(&mut buf).ok()?;
+    file.take(EXCERPT_FILE_LIMIT + 1)
+        .read_to_end(&mut buf)
+        .ok()?;
     if buf.len() as u64 > EXCERPT_FILE_LIMIT || buf.contains(&0) {
         return None;
     }
@@ -149,7 +175,12 @@ fn read_small_text(path: &std::path::Path) -> Option<String> {
 /// 14 |     name: Aliyun-deployer
 ///    |           ^
 /// ```
-fn write_excerpt(out: &mut impl Write, line_no: usize, column: usize, line: &str) -> io::Result<()> {
+fn write_excerpt(
+    out: &mut impl Write,
+    line_no: usize,
+    column: usize,
+    line: &str,
+) -> io::Result<()> {
     // Tabs are shown as four spaces so that the caret lines up whatever the terminal does.
     let chars: Vec<char> = line.trim_end_matches('\r').chars().collect();
     let col0 = column.saturating_sub(1).min(chars.len());

@@ -43,12 +43,23 @@ pub struct Entry {
 }
 
 /// All positions of one YAML document.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DocIndex {
     pub start: Pos,
     entries: HashMap<String, Entry>,
     /// `(path, position of the repeated key)` for every key written twice in one mapping.
     pub duplicate_keys: Vec<(String, Pos)>,
+}
+
+impl Default for DocIndex {
+    /// An index that knows nothing: every lookup answers the start of the file.
+    fn default() -> Self {
+        DocIndex {
+            start: Pos::START,
+            entries: HashMap::new(),
+            duplicate_keys: Vec::new(),
+        }
+    }
 }
 
 impl DocIndex {
@@ -85,10 +96,10 @@ fn parent_path(p: &str) -> Option<&str> {
     if p.is_empty() {
         return None;
     }
-    if p.ends_with(']') {
-        if let Some(i) = p.rfind('[') {
-            return Some(&p[..i]);
-        }
+    if p.ends_with(']')
+        && let Some(i) = p.rfind('[')
+    {
+        return Some(&p[..i]);
     }
     match p.rfind('.') {
         Some(i) => Some(&p[..i]),
@@ -126,11 +137,8 @@ pub fn index(text: &str) -> Vec<DocIndex> {
     let mut docs: Vec<DocIndex> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut parser = Parser::new_from_str(text);
-    loop {
-        let (ev, mark) = match parser.next_token() {
-            Ok(x) => x,
-            Err(_) => break,
-        };
+    // A scan error ends the walk: the index keeps what it has (see the module docs).
+    while let Ok((ev, mark)) = parser.next_token() {
         let pos = Pos::from_marker(mark);
         match ev {
             Event::StreamEnd => break,
@@ -167,14 +175,20 @@ pub fn index(text: &str) -> Vec<DocIndex> {
                         pending,
                         ..
                     }) = stack.last_mut()
+                        && *expect_key
                     {
-                        if *expect_key {
-                            *expect_key = false;
-                            *pending = Some(("?".to_string(), pos));
-                        }
+                        *expect_key = false;
+                        *pending = Some(("?".to_string(), pos));
                     }
                 }
             }
+        }
+    }
+    // yaml-rust2 marks an implicit document's start after its first token; the root node's
+    // position (its first key, for a mapping) is where a reader looks.
+    for d in &mut docs {
+        if let Some(root) = d.entries.get("") {
+            d.start = root.value;
         }
     }
     docs
@@ -213,10 +227,10 @@ fn node(
                 if !*first_key_seen {
                     *first_key_seen = true;
                     // A block mapping's start marker sits after its first key: use the key.
-                    if let Some(e) = doc.entries.get_mut(path.as_str()) {
-                        if pos < e.value {
-                            e.value = pos;
-                        }
+                    if let Some(e) = doc.entries.get_mut(path.as_str())
+                        && pos < e.value
+                    {
+                        e.value = pos;
                     }
                 }
                 match (scalar, collection) {
@@ -290,12 +304,12 @@ spec:
         assert_eq!(d.key("kind"), p(2, 1));
         assert_eq!(d.value("metadata.name"), p(4, 9));
         assert_eq!(d.value("spec.policies[0].name"), p(7, 13));
-        assert_eq!(d.value("spec.policies[1].type"), p(8, 25));
+        assert_eq!(d.value("spec.policies[1].type"), p(8, 23));
         assert_eq!(d.value("spec.policies[1]"), p(8, 7));
         // A block mapping value points at its first key.
         assert_eq!(d.value("metadata"), p(4, 3));
         assert_eq!(docs[1].value("kind"), p(10, 7));
-        assert_eq!(docs[1].value("spec.document.Version"), p(12, 27));
+        assert_eq!(docs[1].value("spec.document.Version"), p(12, 25));
     }
 
     #[test]
@@ -319,12 +333,20 @@ spec:
     #[test]
     fn json_text_is_indexed_too() {
         let docs = index("{\n\t\"Statement\": [\n\t\t{\"Effect\": \"Allow\"}\n\t]\n}\n");
-        assert_eq!(docs[0].value("Statement[0].Effect"), p(3, 15));
+        assert_eq!(docs[0].value("Statement[0].Effect"), p(3, 14));
     }
 
     #[test]
     fn garbage_never_panics() {
-        for t in ["", "{", "a: [", "? [a, b]\n: c\n", "*x", "- &a [*a]\n", "\u{0}\u{1}"] {
+        for t in [
+            "",
+            "{",
+            "a: [",
+            "? [a, b]\n: c\n",
+            "*x",
+            "- &a [*a]\n",
+            "\u{0}\u{1}",
+        ] {
             let _ = index(t);
         }
     }

@@ -53,11 +53,7 @@ use crate::policy::PolicyDocument;
 /// RAM keeps at most this many versions of a custom policy, the default included.
 pub const MAX_POLICY_VERSIONS: usize = 5;
 
-/// Tag put on resources declared with `deletionPolicy: Retain`; prune skips live resources
-/// that carry it with value [`RETAIN_TAG_VALUE`]. The tag (not the manifest) is the record,
-/// because a resource removed from the manifests has no manifest left to say `Retain`.
-pub const RETAIN_TAG_KEY: &str = "immctl-deletion-policy";
-pub const RETAIN_TAG_VALUE: &str = "Retain";
+pub use crate::manifest::{RETAIN_TAG_KEY, RETAIN_TAG_VALUE, is_protected_role_name};
 
 /// Tag keys managed by the cloud itself; never diffed, never removed.
 pub const IGNORED_TAG_PREFIXES: &[&str] = &["aliyun", "acs:", "http://", "https://"];
@@ -89,11 +85,6 @@ pub mod codes {
 /// True for tag keys the cloud manages (see [`IGNORED_TAG_PREFIXES`]).
 pub fn is_ignored_tag(key: &str) -> bool {
     IGNORED_TAG_PREFIXES.iter().any(|p| key.starts_with(p))
-}
-
-/// `Aliyun*` roles are cloud-service roles: immctl never creates, changes or deletes them.
-pub fn is_protected_role_name(name: &str) -> bool {
-    name.starts_with("Aliyun")
 }
 
 /// The tags immctl wants on a managed resource: the user's, the owner tag, and the Retain

@@ -411,6 +411,39 @@ fn conditions_match(cond: Option<&Value>, req: &Request) -> bool {
     })
 }
 
+/// Whether `op` is a condition operator this evaluator (and RAM) knows, with or without the
+/// `IfExists` suffix. The manifest grammar refuses the others, since an unknown operator
+/// would silently never match here.
+pub fn is_known_operator(op: &str) -> bool {
+    OpKind::parse(op.strip_suffix("IfExists").unwrap_or(op)).is_some()
+}
+
+/// The operator names [`is_known_operator`] accepts (without the `IfExists` forms), for
+/// error messages.
+pub const KNOWN_OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateNotEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "Bool",
+    "IpAddress",
+    "NotIpAddress",
+];
+
 /// One operator over one key: `actual` are the request's values (None = key absent).
 fn operator_holds(op: &str, actual: Option<&Vec<String>>, wanted: &[String]) -> bool {
     let (base, if_exists) = match op.strip_suffix("IfExists") {
@@ -558,6 +591,23 @@ fn ip_in(a: &str, cidr: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_known_operator_list_is_exactly_what_the_evaluator_parses() {
+        for op in KNOWN_OPERATORS {
+            assert!(is_known_operator(op), "{op}");
+            assert!(is_known_operator(&format!("{op}IfExists")), "{op}IfExists");
+        }
+        for op in [
+            "StringEqual",
+            "stringequals",
+            "IfExists",
+            "ForAnyValue:StringEquals",
+            "",
+        ] {
+            assert!(!is_known_operator(op), "{op}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

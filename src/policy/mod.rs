@@ -7,6 +7,7 @@
 
 pub mod document;
 pub mod eval;
+pub mod grammar;
 pub mod imm;
 pub mod system;
 

@@ -67,7 +67,15 @@ fn first_run_plans_the_demo_drift_then_apply_converges_and_replans_empty() {
     let dir = workdir();
     let d = dir.path();
 
-    let plan = immctl(d, &["reconcile", "--emulator", "--dry-run", "--detailed-exitcode"]);
+    let plan = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--detailed-exitcode",
+        ],
+    );
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     let out = String::from_utf8_lossy(&plan.stdout).to_string();
     // The drift the demo account was seeded with, each at its address.
@@ -79,7 +87,11 @@ fn first_run_plans_the_demo_drift_then_apply_converges_and_replans_empty() {
         "ram_role.imm-media-role",
         "ram_policy.old-thumbnailer",
     ] {
-        assert!(out.contains(needle), "plan lacks {needle}:\n{}", text(&plan));
+        assert!(
+            out.contains(needle),
+            "plan lacks {needle}:\n{}",
+            text(&plan)
+        );
     }
     assert!(
         d.join(".immctl/emulator-state.json").exists(),
@@ -94,7 +106,15 @@ fn first_run_plans_the_demo_drift_then_apply_converges_and_replans_empty() {
     // Apply (adopting the hand-made role), then nothing is left to do.
     let apply = immctl(d, &["reconcile", "--emulator", "--adopt"]);
     assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
-    let after = immctl(d, &["reconcile", "--emulator", "--dry-run", "--detailed-exitcode"]);
+    let after = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--detailed-exitcode",
+        ],
+    );
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
     assert!(
         String::from_utf8_lossy(&after.stdout).contains("No changes"),
@@ -131,19 +151,34 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     let plan_file: PathBuf = d.join("plan.json");
     let p = plan_file.to_str().unwrap();
 
-    let saved = immctl(d, &["reconcile", "--emulator", "--dry-run", "--adopt", "--out", p]);
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            p,
+        ],
+    );
     assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
     assert_eq!(json["format_version"], 1);
-    assert!(json["manifest_digest"].as_str().is_some_and(|s| s.len() == 64));
+    assert!(
+        json["manifest_digest"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
 
     // Someone changes a resource the plan touches: apply must refuse, naming it.
     let mut state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap(),
     )
     .unwrap();
-    state["roles"]["media-app"]["description"] = "edited in the console".into();
+    // The plan updates this policy's document; someone edits its description meanwhile.
+    state["policies"]["media-app-imm-query"]["description"] = "edited in the console".into();
     std::fs::write(
         d.join(".immctl/emulator-state.json"),
         serde_json::to_string_pretty(&state).unwrap(),
@@ -152,11 +187,25 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     let refused = immctl(d, &["apply", p, "--emulator"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("ram_role.media-app"), "{}", text(&refused));
+    assert!(
+        err.contains("ram_policy.media-app-imm-query"),
+        "{}",
+        text(&refused)
+    );
     assert!(err.contains("stale"), "{}", text(&refused));
 
     // A fresh plan applies, and applying it a second time is refused as stale.
-    let saved = immctl(d, &["reconcile", "--emulator", "--dry-run", "--adopt", "--out", p]);
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            p,
+        ],
+    );
     assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
     let applied = immctl(d, &["apply", p, "--emulator"]);
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
@@ -207,7 +256,13 @@ fn bad_flags_name_the_flag() {
     let dir = workdir();
     let out = immctl(
         dir.path(),
-        &["reconcile", "--emulator", "--dry-run", "--target", "media-app"],
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--target",
+            "media-app",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--target \"media-app\""));

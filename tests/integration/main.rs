@@ -1,13 +1,13 @@
 //! Integration tests, one binary: one module per area.
 
 mod apply;
+mod cli;
 mod cloud;
 mod cloud_support;
 mod emulator;
+mod golden;
 mod lint;
 mod live;
 mod plan_props;
 mod preflight;
 mod settings;
-mod golden;
-mod cli;

@@ -156,13 +156,13 @@ async fn a_caller_lacking_pass_role_is_refused_by_preflight_and_then_by_the_emul
     let e = &failure.error;
     assert_eq!(e.action, "CreateProject");
     assert_eq!(e.http_status, Some(403));
-    assert_eq!(e.code, "Forbidden.RAM");
+    assert_eq!(e.code, "NoPermission");
     let request_id = e.request_id.clone().expect("a RequestId");
     assert!(!request_id.is_empty());
     assert_eq!(e.explanation, Some(SERVICE_ROLE_RULE));
     let shown = failure.to_string();
     assert!(
-        shown.starts_with("CreateProject imm_project.cn-hangzhou/media: 403 Forbidden.RAM: "),
+        shown.starts_with("CreateProject imm_project.cn-hangzhou/media: 403 NoPermission: "),
         "{shown}"
     );
     assert!(
@@ -232,7 +232,7 @@ async fn a_caller_lacking_what_the_role_grants_is_refused_by_preflight_and_the_e
     let e = &report.failures[0].error;
     assert_eq!(
         (e.code.as_str(), e.http_status),
-        ("Forbidden.RAM", Some(403))
+        ("NoPermission", Some(403))
     );
     assert!(
         e.message.contains("that the service role media-svc grants"),
