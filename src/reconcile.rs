@@ -63,16 +63,23 @@ pub struct Planned {
 
 /// Load the manifests; `Err` when any of them has an error (warnings stay in `Loaded`).
 pub fn load(opts: &PassOptions) -> Result<Loaded, PassError> {
-    let loaded = manifest::load(
-        &opts.paths,
-        &LoadOptions {
-            default_region: opts.default_region.clone(),
-        },
-    );
+    let loaded = load_all(opts);
     if loaded.has_errors() {
         return Err(PassError::InvalidManifests(loaded.diagnostics));
     }
     Ok(loaded)
+}
+
+/// Load the manifests and keep everything the loader saw, errors included: the daemon still
+/// needs the files and roots of an invalid set (to watch them) and its digest (to report it).
+/// Callers must check [`Loaded::has_errors`] before sending anything to the cloud.
+pub fn load_all(opts: &PassOptions) -> Loaded {
+    manifest::load(
+        &opts.paths,
+        &LoadOptions {
+            default_region: opts.default_region.clone(),
+        },
+    )
 }
 
 /// The scope of live reads for these manifests.

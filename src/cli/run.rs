@@ -1,13 +1,124 @@
-//! `immctl run`.
+//! `immctl run`: the long-running reconcile loop (docs/daemon.md). This file is the door:
+//! flags into settings, the listener bound, the client connected, SIGTERM / SIGINT turned
+//! into the shutdown future; `crate::daemon` does the rest.
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::Args;
 
-use super::GlobalArgs;
+use super::{GlobalArgs, common};
+use crate::daemon;
+use crate::settings::Origin;
 
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Manifest files or directories (default: manifests/).
+    pub paths: Vec<PathBuf>,
+    /// Time between ticks, e.g. 30s, 5m (setting `interval`, default 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Each wait is interval × (1 ± jitter), a fraction in [0, 1) (default 0.1).
+    #[arg(long, value_name = "FRACTION")]
+    pub jitter: Option<String>,
+    /// Address of /healthz, /readyz, /metrics and /status (default 0.0.0.0:9090).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Plan and report drift; never apply. `--detect-only=false` overrides the settings file.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub detect_only: Option<bool>,
+    /// Delete owned resources no longer in the manifests (under the guards below).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub prune: Option<bool>,
+    /// Prune refuses to delete more than this many resources in one plan (default 5).
+    #[arg(long, value_name = "N")]
+    pub max_deletions: Option<String>,
+    /// Allow prune past --max-deletions.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub allow_mass_delete: Option<bool>,
+    /// Run against an embedded emulator (state in .immctl/emulator-state.json).
+    #[arg(long)]
+    pub emulator: bool,
+}
 
-pub fn run(_global: &GlobalArgs, _args: RunArgs) -> i32 {
-    eprintln!("error: `immctl run` is not built yet");
-    super::EXIT_ERROR
+pub fn run(global: &GlobalArgs, args: RunArgs) -> i32 {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            super::report_error(&anyhow::Error::new(e).context("starting the async runtime"));
+            return super::EXIT_ERROR;
+        }
+    };
+    match rt.block_on(serve(global, args)) {
+        Ok(()) => super::EXIT_OK,
+        Err(e) => {
+            super::report_error(&e);
+            super::EXIT_ERROR
+        }
+    }
+}
+
+async fn serve(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
+    let settings = common::resolve_settings(global, |input| {
+        input.interval = args.interval.clone();
+        input.jitter = args.jitter.clone();
+        input.listen = args.listen.clone();
+        input.detect_only = args.detect_only;
+        input.prune = args.prune;
+        input.max_deletions = args.max_deletions.clone();
+        input.allow_mass_delete = args.allow_mass_delete;
+    })?;
+    super::logging::init(settings.log_format, settings.verbosity);
+
+    // Signals first: a SIGTERM that arrives while connecting must not kill us mid-way.
+    let shutdown = shutdown_signal().context("installing the SIGTERM / SIGINT handlers")?;
+
+    let listen = settings.daemon.listen;
+    let origin = settings
+        .origins
+        .get("listen")
+        .cloned()
+        .unwrap_or(Origin::Default);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (listen, from {origin})"))?;
+
+    let cloud = common::connect(&settings, args.emulator).await?;
+    let opts = daemon::Options::from_settings(cloud.client.clone(), args.paths.clone(), &settings);
+    let served = daemon::run(opts, listener, shutdown).await;
+    cloud.close().await;
+    served.context("serving the HTTP endpoints")
+}
+
+/// Resolves on the first SIGTERM or SIGINT. A second one while shutting down exits at once
+/// (status 130), for a person at a terminal who does not want to wait for the calls in
+/// flight.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "signal received");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("immctl: second signal: exiting now without waiting for the calls in flight");
+            std::process::exit(130);
+        });
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(signal = "ctrl-c", "signal received");
+    })
 }

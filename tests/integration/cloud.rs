@@ -2247,7 +2247,7 @@ async fn ecs_metadata_with_the_token_header_refreshes_and_falls_back() {
 
 /// Everything written to the captured log.
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -2260,7 +2260,7 @@ impl std::io::Write for Capture {
 }
 
 impl Capture {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -2269,7 +2269,7 @@ impl Capture {
 /// than scoped: a scoped (thread-local) subscriber races with other test threads over
 /// tracing's per-callsite interest cache and can miss events. So the capture also holds the
 /// logs of every other test running meanwhile (which must not show these secrets either).
-fn global_capture() -> Capture {
+pub(crate) fn global_capture() -> Capture {
     static CAPTURE: std::sync::OnceLock<Capture> = std::sync::OnceLock::new();
     CAPTURE
         .get_or_init(|| {
