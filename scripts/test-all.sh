@@ -3,12 +3,17 @@
 # official-SDK conformance scenario against a freshly started emulator.
 #
 # Works from a clean clone on a fresh machine: it needs cargo, python3 (with venv) and
-# access to PyPI; it creates .venv itself. The last line printed is the conformance
+# access to PyPI; it creates .venv itself (and, as root, installs promtool through apt-get
+# for scripts/check-metrics.sh). The last line printed is the conformance
 # summary, `N passed, 0 failed`; the exit status is non-zero if anything failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo test --locked --all-targets
+
+# The daemon's /metrics, as a running `immctl run` serves it, through `promtool check metrics`
+# (installs the Debian package prometheus when promtool is missing).
+scripts/check-metrics.sh
 
 # ---------------------------------------------------------------------------------------
 # Conformance: the official Alibaba Cloud Python SDKs (pinned in

@@ -33,7 +33,8 @@ pub fn init(format: LogFormat, verbosity: u8) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            // Every enclosing span too, so a change's lines also name their tick.
+            .with_span_list(true)
             .try_init(),
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())

@@ -101,3 +101,15 @@ pub fn report_error(err: &anyhow::Error) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks the whole command tree: no two options of a subcommand (its own and the
+    /// global ones) share a name, every default parses, and so on.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -39,6 +39,18 @@ pub struct RunArgs {
     /// Run against an embedded emulator (state in .immctl/emulator-state.json).
     #[arg(long)]
     pub emulator: bool,
+    /// Most API calls in flight at once (default 4).
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<String>,
+    /// Timeout of one API request (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// TCP/TLS connect timeout (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// Multiplies the client's per-action rate limits (default 1).
+    #[arg(long, value_name = "FACTOR")]
+    pub rate_limit_scale: Option<String>,
 }
 
 pub fn run(global: &GlobalArgs, args: RunArgs) -> i32 {
@@ -67,6 +79,10 @@ async fn serve(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
         input.prune = args.prune;
         input.max_deletions = args.max_deletions.clone();
         input.allow_mass_delete = args.allow_mass_delete;
+        input.max_concurrency = args.max_concurrency.clone();
+        input.request_timeout = args.request_timeout.clone();
+        input.connect_timeout = args.connect_timeout.clone();
+        input.rate_limit_scale = args.rate_limit_scale.clone();
     })?;
     super::logging::init(settings.log_format, settings.verbosity);
 

@@ -123,7 +123,7 @@ impl Metrics {
         );
         let api_calls = counter_vec(
             "immctl_api_calls_total",
-            "RAM / IMM / STS API requests (retries included), by API action and outcome: Success, the API error Code, or Transport / Timeout / Decode.",
+            "RAM / IMM / STS API requests (retries included), by API action and outcome: Success, the API error Code, or a client-side class (Transport, Timeout, Decode, Credentials, ...).",
             &["action", "code"],
         );
         let last_success = gauge(
