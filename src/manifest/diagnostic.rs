@@ -45,27 +45,48 @@ pub struct Diagnostic {
     /// Which resource, when known.
     pub address: Option<Address>,
     pub message: String,
+    /// One line on how to fix it, when there is more to say than the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 impl Diagnostic {
-    pub fn error(code: &str, source: Option<Source>, address: Option<Address>, msg: impl Into<String>) -> Self {
+    pub fn error(
+        code: &str,
+        source: Option<Source>,
+        address: Option<Address>,
+        msg: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             code: code.to_string(),
             severity: Severity::Error,
             source,
             address,
             message: msg.into(),
+            help: None,
         }
     }
 
-    pub fn warning(code: &str, source: Option<Source>, address: Option<Address>, msg: impl Into<String>) -> Self {
+    pub fn warning(
+        code: &str,
+        source: Option<Source>,
+        address: Option<Address>,
+        msg: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             code: code.to_string(),
             severity: Severity::Warning,
             source,
             address,
             message: msg.into(),
+            help: None,
         }
+    }
+
+    /// Add a one-line fix.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
     }
 
     pub fn is_error(&self) -> bool {
@@ -103,8 +124,8 @@ pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| d.sort_key());
 }
 
-/// Files larger than this are not read again to show an excerpt.
-const EXCERPT_FILE_LIMIT: u64 = 1024 * 1024;
+/// Files larger than this are not read again to show an excerpt (the manifest size cap).
+const EXCERPT_FILE_LIMIT: u64 = super::discover::MAX_FILE_BYTES;
 /// Excerpt lines are cut to this many characters around the column.
 const EXCERPT_WIDTH: usize = 100;
 
@@ -123,11 +144,14 @@ pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Res
                     t
                 }
             };
-            if let Some(text) = text {
-                if let Some(line) = text.lines().nth(src.line.saturating_sub(1)) {
-                    write_excerpt(out, src.line, src.column, line)?;
-                }
+            if let Some(text) = text
+                && let Some(line) = text.lines().nth(src.line.saturating_sub(1))
+            {
+                write_excerpt(out, src.line, src.column, line)?;
             }
+        }
+        if let Some(help) = &d.help {
+            writeln!(out, "  = help: {help}")?;
         }
         writeln!(out)?;
     }
@@ -137,11 +161,19 @@ pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Res
 fn read_small_text(path: &std::path::Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let mut buf = Vec::new();
-    file.take(EXCERPT_FILE_LIMIT + 1).read_to_end(&mut buf).ok()?;
+    file.take(EXCERPT_FILE_LIMIT + 1)
+        .read_to_end(&mut buf)
+        .ok()?;
     if buf.len() as u64 > EXCERPT_FILE_LIMIT || buf.contains(&0) {
         return None;
     }
-    String::from_utf8(buf).ok()
+    let text = String::from_utf8(buf).ok()?;
+    // The loader drops a byte-order mark too, so columns agree.
+    Some(
+        text.strip_prefix('\u{feff}')
+            .map(str::to_string)
+            .unwrap_or(text),
+    )
 }
 
 /// ```text
@@ -149,7 +181,12 @@ fn read_small_text(path: &std::path::Path) -> Option<String> {
 /// 14 |     name: Aliyun-deployer
 ///    |           ^
 /// ```
-fn write_excerpt(out: &mut impl Write, line_no: usize, column: usize, line: &str) -> io::Result<()> {
+fn write_excerpt(
+    out: &mut impl Write,
+    line_no: usize,
+    column: usize,
+    line: &str,
+) -> io::Result<()> {
     // Tabs are shown as four spaces so that the caret lines up whatever the terminal does.
     let chars: Vec<char> = line.trim_end_matches('\r').chars().collect();
     let col0 = column.saturating_sub(1).min(chars.len());

@@ -62,7 +62,10 @@ fn text_has_symbols_diffs_summary_and_findings() {
     assert!(t.contains("  + imm_project.cn-hangzhou/fresh\n"));
     assert!(t.contains("  ~ ram_policy.media-read\n"));
     assert!(t.contains("  - ram_policy.old\n"));
-    assert!(t.contains("          -        \"oss:ListObjects\"\n"), "{t}");
+    assert!(
+        t.contains("          -        \"oss:ListObjects\"\n"),
+        "{t}"
+    );
     assert!(t.contains("warning[IMM001] imm_project.cn-hangzhou/fresh"));
     assert!(
         t.ends_with("Plan: 1 to create, 3 to update, 0 to adopt, 1 to delete.\n"),
