@@ -212,7 +212,7 @@ pub enum ReadError {
     Io(String),
     /// Larger than [`MAX_FILE_BYTES`]; the size in bytes (as far as it was read).
     TooLarge(u64),
-    /// Not UTF-8: where the first bad byte is, and whether it is a NUL (binary).
+    /// Not UTF-8 text: where the first bad byte is, and whether the bytes hold a NUL (binary).
     NotText {
         line: usize,
         column: usize,
@@ -248,6 +248,7 @@ pub fn text_of(bytes: &[u8]) -> Result<String, ReadError> {
         Ok(_) => usize::MAX,
         Err(e) => e.valid_up_to(),
     };
+    // Like git: a NUL anywhere means binary; point at the first byte that is not text.
     let first = first_nul.map_or(bad_utf8, |n| n.min(bad_utf8));
     let prefix = String::from_utf8_lossy(&body[..first]);
     let line = prefix.matches('\n').count() + 1;
@@ -255,7 +256,7 @@ pub fn text_of(bytes: &[u8]) -> Result<String, ReadError> {
     Err(ReadError::NotText {
         line,
         column,
-        nul: body.get(first) == Some(&0),
+        nul: first_nul.is_some(),
     })
 }
 
@@ -290,7 +291,9 @@ pub fn read_error_diagnostic(path: &Path, e: &ReadError) -> Diagnostic {
             at(*line, *column),
             None,
             if *nul {
-                "binary file (a NUL byte here): manifests are UTF-8 YAML text".to_string()
+                "binary file (it holds NUL bytes; the first byte that is not text is here): \
+                 manifests are UTF-8 YAML text"
+                    .to_string()
             } else {
                 "not valid UTF-8 from here: save the file as UTF-8".to_string()
             },
@@ -335,6 +338,15 @@ mod tests {
                 line: 2,
                 column: 1,
                 nul: false
+            })
+        );
+        // A NUL after the first bad byte still says binary.
+        assert_eq!(
+            text_of(b"\x89PNG\x00"),
+            Err(ReadError::NotText {
+                line: 1,
+                column: 1,
+                nul: true
             })
         );
         assert_eq!(

@@ -50,7 +50,7 @@ pub struct Loaded {
     pub desired: Desired,
     /// Sorted by file, line, column.
     pub diagnostics: Vec<Diagnostic>,
-    /// The manifest files read, in load order.
+    /// The manifest files found (read or not), in load order.
     pub files: Vec<PathBuf>,
 }
 
@@ -107,6 +107,8 @@ struct PolicyDecl {
 struct RoleDecl {
     role: DesiredRole,
     generated: bool,
+    /// False when the document had schema errors: its references are not checked.
+    check_references: bool,
     /// Each attachment as written, with its place.
     attachments: Vec<(PolicyRef, Source)>,
     /// Where `spec.policies` is written (the role's source when absent).
@@ -116,7 +118,8 @@ struct RoleDecl {
 struct ProjectDecl {
     project: DesiredProject,
     service_role_src: Source,
-    service_role_written: bool,
+    /// `serviceRole` is written, valid, and the document had no schema error.
+    check_service_role: bool,
 }
 
 struct Loader<'o> {
@@ -209,6 +212,7 @@ impl Loader<'_> {
     }
 
     fn load_file(&mut self, f: &ManifestFile) {
+        self.files.push(f.path.clone());
         let (text, bytes) = match discover::read_text(&f.path) {
             Ok(x) => x,
             Err(e) => {
@@ -218,14 +222,10 @@ impl Loader<'_> {
             }
         };
         self.digest.push((f.rel.clone(), bytes));
-        self.files.push(f.path.clone());
         let parsed = yaml::parse(&text);
         let mut fatal = false;
         for p in &parsed.problems {
-            fatal |= !matches!(
-                p.kind,
-                ProblemKind::DuplicateKey | ProblemKind::Tab | ProblemKind::ComplexKey
-            );
+            fatal |= p.fatal;
             self.error(
                 problem_code(p.kind),
                 src(&f.path, p.pos),
@@ -349,22 +349,22 @@ impl Loader<'_> {
 
         match kind {
             Kind::Policy => {
-                if let Some(m) = self.decode::<PolicySpec>(&here, addr) {
+                if let Some((m, _)) = self.decode::<PolicySpec>(&here, addr) {
                     self.policy(f, &here, m, addr);
                 }
             }
             Kind::Role => {
-                if let Some(m) = self.decode::<RoleSpec>(&here, addr) {
-                    self.role(&here, m, addr);
+                if let Some((m, clean)) = self.decode::<RoleSpec>(&here, addr) {
+                    self.role(&here, m, addr, clean);
                 }
             }
             Kind::Project => {
-                if let Some(m) = self.decode::<ProjectSpec>(&here, addr) {
-                    self.project(&here, m, addr);
+                if let Some((m, clean)) = self.decode::<ProjectSpec>(&here, addr) {
+                    self.project(&here, m, addr, clean);
                 }
             }
             Kind::ImmServiceRole => {
-                if let Some(m) = self.decode::<ImmServiceRoleSpec>(&here, addr) {
+                if let Some((m, _)) = self.decode::<ImmServiceRoleSpec>(&here, addr) {
                     self.imm_service_role(&here, m, addr);
                 }
             }
@@ -378,12 +378,12 @@ impl Loader<'_> {
         &mut self,
         here: &Located<'_>,
         addr: Option<&Address>,
-    ) -> Option<ManifestIn<S>> {
+    ) -> Option<(ManifestIn<S>, bool)> {
         let mut tree = here.root.clone();
         let mut removed: Vec<Vec<Seg>> = Vec::new();
         for _ in 0..100 {
             let e = match yaml::from_node::<ManifestIn<S>>(&tree, &[]) {
-                Ok(m) => return Some(m),
+                Ok(m) => return Some((m, removed.is_empty())),
                 Err(e) => e,
             };
             let p = e.path.clone().unwrap_or_default();
@@ -398,8 +398,15 @@ impl Loader<'_> {
                     } else {
                         here.key_at(&p)
                     };
+                    // A field we set aside, or one of a mapping where we set aside an
+                    // unknown key (most likely the same field misspelt), is reported already.
                     let field = join(&p, e.field.clone().map(Seg::Key));
-                    if !removed.contains(&field) {
+                    let reported = removed.iter().any(|r| {
+                        *r == field
+                            || r.split_last()
+                                .is_some_and(|(_, parent)| parent == p.as_slice())
+                    });
+                    if !reported {
                         let msg = if p.is_empty() {
                             e.message.clone()
                         } else {
@@ -677,7 +684,15 @@ impl Loader<'_> {
         Some(value)
     }
 
-    fn role(&mut self, here: &Located<'_>, m: ManifestIn<RoleSpec>, addr: Option<&Address>) {
+    /// `clean`: the document had no schema error (else the reference checks, which would
+    /// only echo it, are skipped).
+    fn role(
+        &mut self,
+        here: &Located<'_>,
+        m: ManifestIn<RoleSpec>,
+        addr: Option<&Address>,
+        clean: bool,
+    ) {
         let name = m.metadata.name;
         let spec = m.spec;
         let source = Self::name_source(here);
@@ -741,6 +756,7 @@ impl Loader<'_> {
                 expanded_from: None,
             },
             generated: false,
+            check_references: clean,
             attachments,
             policies_src,
         });
@@ -775,7 +791,13 @@ impl Loader<'_> {
         }
     }
 
-    fn project(&mut self, here: &Located<'_>, m: ManifestIn<ProjectSpec>, addr: Option<&Address>) {
+    fn project(
+        &mut self,
+        here: &Located<'_>,
+        m: ManifestIn<ProjectSpec>,
+        addr: Option<&Address>,
+        clean: bool,
+    ) {
         let name = m.metadata.name;
         let spec = m.spec;
         let source = Self::name_source(here);
@@ -813,9 +835,11 @@ impl Loader<'_> {
             .clone()
             .unwrap_or_else(|| IMM_DEFAULT_ROLE.to_string());
         let service_role_src = here.at(&path(&["spec", "serviceRole"]));
+        let mut check_service_role = clean && spec.service_role.is_some();
         if spec.service_role.is_some()
             && let Some(msg) = validate::role_name(&service_role)
         {
+            check_service_role = false;
             self.error(
                 codes::ROLE_NAME,
                 service_role_src.clone(),
@@ -886,7 +910,7 @@ impl Loader<'_> {
                 source,
             },
             service_role_src,
-            service_role_written: spec.service_role.is_some(),
+            check_service_role,
         });
     }
 
@@ -955,6 +979,7 @@ impl Loader<'_> {
         self.roles.push(RoleDecl {
             role,
             generated: true,
+            check_references: true,
             attachments,
             policies_src: source.clone(),
         });
@@ -1046,6 +1071,9 @@ impl Loader<'_> {
         let mut extra = Vec::new();
         for (name, &i) in &first_role {
             let decl = &self.roles[i];
+            if !decl.check_references {
+                continue;
+            }
             let addr = Address::role(name);
             let mut seen: BTreeSet<&PolicyRef> = BTreeSet::new();
             for (r, at) in &decl.attachments {
@@ -1112,9 +1140,7 @@ impl Loader<'_> {
         // A project's service role: declared, the IMM default, or it must exist live.
         for p in &self.projects {
             let role = &p.project.service_role;
-            if p.service_role_written
-                && role != IMM_DEFAULT_ROLE
-                && !desired.roles.contains_key(role)
+            if p.check_service_role && role != IMM_DEFAULT_ROLE && !desired.roles.contains_key(role)
             {
                 extra.push(Diagnostic::warning(
                     codes::UNDECLARED_SERVICE_ROLE,

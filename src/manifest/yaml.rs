@@ -361,6 +361,8 @@ pub struct Problem {
     pub kind: ProblemKind,
     pub pos: Pos,
     pub message: String,
+    /// The parse stopped here: nothing after it was read.
+    pub fatal: bool,
 }
 
 /// One document of a file.
@@ -441,7 +443,8 @@ pub fn parse(text: &str) -> Parsed {
             Ok(x) => x,
             Err(e) => {
                 let pos = Pos::from_marker(e.marker());
-                b.fatal(ProblemKind::Syntax, pos, syntax_message(e.info(), &b, pos));
+                let (kind, pos, message) = syntax_problem(e.info(), &b, pos);
+                b.fatal(kind, pos, message);
                 break;
             }
         };
@@ -491,13 +494,27 @@ pub fn parse(text: &str) -> Parsed {
     out
 }
 
-/// The parser's message, with a hint when the line has a tab (the most common cause).
-fn syntax_message(info: &str, b: &Builder<'_>, pos: Pos) -> String {
-    let mut msg = info.to_string();
-    if b.line(pos.line).is_some_and(|l| l.contains('\t')) {
-        msg.push_str(" (this line contains a tab: YAML indentation must use spaces)");
+/// The parser's complaint in our terms: a tab makes it a tab problem (pointed at the tab),
+/// the parser's own nesting limit (flow collections) a depth problem, and the end of the text
+/// is said out loud (there is no line to show there).
+fn syntax_problem(info: &str, b: &Builder<'_>, pos: Pos) -> (ProblemKind, Pos, String) {
+    if info.contains("recursion limit") {
+        return (
+            ProblemKind::TooDeep,
+            pos,
+            "YAML nested too deeply (the parser's limit for [ ] and { } collections)".into(),
+        );
     }
-    msg
+    let mut msg = info.to_string();
+    if let Some(tab) = b.tab_near(pos, info.contains("tab")) {
+        msg.push_str("; a tab here: YAML indentation must use spaces");
+        return (ProblemKind::Tab, tab, msg);
+    }
+    let last_line = b.lines.len() - usize::from(b.lines.last().is_some_and(|l| l.is_empty()));
+    if pos.line > last_line {
+        msg.push_str(" (at the end of the file: look for an unclosed bracket or quote above)");
+    }
+    (ProblemKind::Syntax, pos, msg)
 }
 
 impl Builder<'_> {
@@ -505,8 +522,31 @@ impl Builder<'_> {
         self.lines.get(n.checked_sub(1)?).copied()
     }
 
+    /// The tab a syntax error is most likely about: one on the error's line, or (when the
+    /// parser names a tab) the first one on the next lines, where it stopped a scalar.
+    fn tab_near(&self, pos: Pos, named: bool) -> Option<Pos> {
+        let on_line = |n: usize| {
+            self.line(n)?.chars().position(|c| c == '\t').map(|i| Pos {
+                line: n,
+                column: i + 1,
+            })
+        };
+        if let Some(p) = on_line(pos.line) {
+            return Some(p);
+        }
+        if named {
+            return (pos.line + 1..=pos.line + 3).find_map(on_line);
+        }
+        None
+    }
+
     fn fatal(&mut self, kind: ProblemKind, pos: Pos, message: String) {
-        self.problems.push(Problem { kind, pos, message });
+        self.problems.push(Problem {
+            kind,
+            pos,
+            message,
+            fatal: true,
+        });
     }
 
     fn depth(&self) -> usize {
@@ -561,6 +601,7 @@ impl Builder<'_> {
                     column: i + 1,
                 },
                 message: "tab in indentation: YAML indentation must use spaces".into(),
+                fatal: false,
             });
         }
     }
@@ -595,6 +636,7 @@ impl Builder<'_> {
                 },
                 tag.suffix
             ),
+            fatal: true,
         });
         Err(())
     }
@@ -768,6 +810,7 @@ impl Builder<'_> {
                                             "key `{text}` is written twice in this mapping \
                                              (the first one is used)"
                                         ),
+                                        fatal: false,
                                     });
                                     *skip_value = true;
                                 }
@@ -777,6 +820,7 @@ impl Builder<'_> {
                                     kind: ProblemKind::ComplexKey,
                                     pos: node.pos,
                                     message: "mapping keys must be scalars".into(),
+                                    fatal: false,
                                 });
                                 *skip_value = true;
                             }

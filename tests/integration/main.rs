@@ -4,5 +4,6 @@ mod apply;
 mod cloud_support;
 mod emulator;
 mod live;
+mod manifests;
 mod plan_props;
 mod settings;
