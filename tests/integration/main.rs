@@ -6,4 +6,5 @@ mod emulator;
 mod live;
 mod manifests;
 mod plan_props;
+mod policy_props;
 mod settings;
