@@ -26,7 +26,9 @@ codes! {
     DUPLICATE_KEY = "E008", Error, "a key written twice in one mapping";
     YAML_UNSUPPORTED = "E009", Error, "unsupported YAML: a custom tag, a non-scalar key, a recursive alias";
     EMPTY_FILE = "E010", Error, "a manifest file holds no document (empty, or only comments)";
+    TOO_MANY_FINDINGS = "E011", Error, "more than 100 findings in one file: the rest are summed up in one finding";
     NO_MANIFESTS = "W001", Warning, "a directory holds no manifest file";
+    TOO_MANY_WARNINGS = "W002", Warning, "more than 100 findings in one file, the rest all warnings: summed up in one finding";
     API_VERSION = "E101", Error, "apiVersion missing or not immctl/v1";
     KIND = "E102", Error, "kind missing or unknown";
     UNKNOWN_FIELD = "E103", Error, "unknown field";

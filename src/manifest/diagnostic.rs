@@ -5,8 +5,10 @@
 //! The renderer reads the source file again to show the line; it never fails because of that
 //! (an unreadable, huge or binary file just renders without the excerpt).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -132,21 +134,15 @@ const EXCERPT_WIDTH: usize = 100;
 /// Write every finding: the headline, then (when the file is readable text) the source line
 /// and a caret under the column, then a blank line.
 pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Result<()> {
-    let mut cache: Vec<(std::path::PathBuf, Option<String>)> = Vec::new();
+    // Each file is read and split into lines once, however many findings point into it.
+    let mut files: HashMap<PathBuf, Option<SourceLines>> = HashMap::new();
     for d in diags {
         writeln!(out, "{d}")?;
         if let Some(src) = &d.source {
-            let text = match cache.iter().find(|(p, _)| p == &src.file) {
-                Some((_, t)) => t.clone(),
-                None => {
-                    let t = read_small_text(&src.file);
-                    cache.push((src.file.clone(), t.clone()));
-                    t
-                }
-            };
-            if let Some(text) = text
-                && let Some(line) = text.lines().nth(src.line.saturating_sub(1))
-            {
+            let lines = files
+                .entry(src.file.clone())
+                .or_insert_with(|| read_small_text(&src.file).map(SourceLines::new));
+            if let Some(line) = lines.as_ref().and_then(|l| l.line(src.line)) {
                 write_excerpt(out, src.line, src.column, line)?;
             }
         }
@@ -156,6 +152,31 @@ pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Res
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// A file's text and where each line starts.
+struct SourceLines {
+    text: String,
+    starts: Vec<usize>,
+}
+
+impl SourceLines {
+    fn new(text: String) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceLines { text, starts }
+    }
+
+    /// Line `n` (1-based) without its line break.
+    fn line(&self, n: usize) -> Option<&str> {
+        let start = *self.starts.get(n.checked_sub(1)?)?;
+        if start >= self.text.len() {
+            return None;
+        }
+        let end = self.starts.get(n).map_or(self.text.len(), |e| e - 1);
+        Some(self.text[start..end].trim_end_matches('\r'))
+    }
 }
 
 fn read_small_text(path: &std::path::Path) -> Option<String> {

@@ -1157,12 +1157,52 @@ impl Loader<'_> {
 
         desired.digest = discover::digest(&self.digest);
         sort_diagnostics(&mut self.diags);
+        cap_per_file(&mut self.diags);
         Loaded {
             desired,
             diagnostics: self.diags,
             files: self.files,
         }
     }
+}
+
+/// Findings shown per file; past this a file is more noise than help (a generated file with
+/// a thousand repeated keys), and the rest are summed up in one finding.
+pub const MAX_FINDINGS_PER_FILE: usize = 100;
+
+/// Keep the first [`MAX_FINDINGS_PER_FILE`] findings of each file (already sorted) and sum up
+/// the rest in one finding at the first one left out.
+fn cap_per_file(diags: &mut Vec<Diagnostic>) {
+    let mut out: Vec<Diagnostic> = Vec::with_capacity(diags.len().min(10_000));
+    let mut i = 0;
+    while i < diags.len() {
+        let file = diags[i].source.as_ref().map(|s| s.file.clone());
+        let mut j = i;
+        while j < diags.len() && diags[j].source.as_ref().map(|s| &s.file) == file.as_ref() {
+            j += 1;
+        }
+        let group = &diags[i..j];
+        if file.is_none() || group.len() <= MAX_FINDINGS_PER_FILE {
+            out.extend_from_slice(group);
+        } else {
+            out.extend_from_slice(&group[..MAX_FINDINGS_PER_FILE]);
+            let rest = &group[MAX_FINDINGS_PER_FILE..];
+            let errors = rest.iter().filter(|d| d.is_error()).count();
+            let msg = format!(
+                "{} more findings in this file are not shown ({errors} errors, {} warnings); \
+                 fix the ones above and run again",
+                rest.len(),
+                rest.len() - errors
+            );
+            out.push(if errors > 0 {
+                Diagnostic::error(codes::TOO_MANY_FINDINGS, rest[0].source.clone(), None, msg)
+            } else {
+                Diagnostic::warning(codes::TOO_MANY_WARNINGS, rest[0].source.clone(), None, msg)
+            });
+        }
+        i = j;
+    }
+    *diags = out;
 }
 
 /// The finding for a second declaration of a name: `E501` between two declarations, `E502`

@@ -696,10 +696,14 @@ impl Builder<'_> {
     }
 
     fn start(&mut self, pos: Pos, anchor: usize, tag: Option<Tag>, map: bool) -> Result<(), ()> {
-        let flow = self
-            .line(pos.line)
-            .and_then(|l| l.chars().nth(pos.column - 1))
-            .is_some_and(|c| c == '[' || c == '{');
+        // Inside a flow collection everything is flow; only a collection opened in block
+        // context needs a look at its first character (at most a few per line, so looking
+        // up the column stays linear even on a 1 MiB line).
+        let flow = self.in_flow()
+            || self
+                .line(pos.line)
+                .and_then(|l| l.chars().nth(pos.column.saturating_sub(1)))
+                .is_some_and(|c| c == '[' || c == '{');
         if flow || !map {
             self.check_tab(pos);
         }

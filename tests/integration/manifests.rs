@@ -5,7 +5,7 @@
 //! Corpus: each `tests/manifests/bad/<case>/` holds the files of one broken manifest set and
 //! `expected.txt`, the findings exactly as `immctl validate` prints them plus the summary
 //! line. `IMMCTL_BLESS=1` (or `UPDATE_GOLDEN=1`) rewrites them; review the diff like code.
-//! A case may hold `args` (`--strict`) and `GENERATE` (`<file> <bytes> lines|flow`: a file
+//! A case may hold `args` (`--strict`) and `GENERATE` (`<file> <bytes> lines|flow|flowline`: a file
 //! too large to commit, written before the case runs and ignored by git).
 
 use std::io::Write;
@@ -69,10 +69,12 @@ fn generate(case: &Path) {
     let mut text = match pattern {
         "lines" => "apiVersion: immctl/v1\n".repeat(size / 22 + 1),
         "flow" => format!("[{}", "1,".repeat(size / 2)),
+        // Many small collections on one line: looking up columns must stay linear.
+        "flowline" => format!("a: [{}", "[1],".repeat(size / 4)),
         other => panic!("unknown GENERATE pattern {other}"),
     };
     text.truncate(size - 2);
-    text.push_str(if pattern == "flow" { "]\n" } else { "\n\n" });
+    text.push_str(if pattern == "lines" { "\n\n" } else { "]\n" });
     std::fs::File::create(&path)
         .unwrap()
         .write_all(text.as_bytes())
