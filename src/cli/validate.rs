@@ -53,7 +53,12 @@ pub fn run(global: &GlobalArgs, args: ValidateArgs) -> i32 {
     let mut stderr = std::io::stderr().lock();
     let _ = manifest::render_diagnostics(&outcome.diagnostics, &mut stderr);
     let _ = writeln!(stderr, "{}", outcome.summary);
-    if args.expand && !outcome.loaded.has_errors() {
+    if args.expand && outcome.loaded.has_errors() {
+        let _ = writeln!(
+            stderr,
+            "(--expand: nothing printed while the manifests have errors)"
+        );
+    } else if args.expand {
         let text = manifest::expand::render_expansion(&outcome.loaded.desired);
         let mut stdout = std::io::stdout().lock();
         if text.is_empty() {

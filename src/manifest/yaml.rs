@@ -1533,6 +1533,29 @@ spec:
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any text made of YAML's punctuation parses (or is refused) without a panic, and
+        /// so does deserializing whatever documents come out.
+        #[test]
+        fn random_yaml_never_panics(tokens in proptest::collection::vec(
+            proptest::sample::select(&[
+                " ", "  ", "\n", "\t", "- ", ":", ": ", "[", "]", "{", "}", ",", "&a ", "*a",
+                "!!str ", "!x ", "'", "\"", "a", "1", "#", "? ", "|", ">", "---\n", "...\n",
+                "~", "%YAML 1.2\n", "\\", "\u{feff}", "é",
+            ][..]),
+            0..120,
+        )) {
+            let text: String = tokens.concat();
+            let parsed = parse(&text);
+            for d in &parsed.documents {
+                let _ = from_node::<Thing>(&d.root, &[]);
+                let _ = from_node::<serde_json::Value>(&d.root, &[]);
+            }
+        }
+    }
+
     #[derive(Debug, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]
     struct Thing {

@@ -470,3 +470,15 @@ fn a_hostile_file_is_refused_by_the_binary_without_a_crash() {
         assert!(!err.contains("panicked"), "{case}: {}", show(&out));
     }
 }
+
+#[test]
+fn every_finding_code_is_documented() {
+    let doc = std::fs::read_to_string("docs/manifests.md").unwrap();
+    for (code, severity, _) in manifest::codes::CATALOG {
+        let row = format!("| `{code}` | {severity} |");
+        assert!(
+            doc.contains(&row),
+            "docs/manifests.md lacks the row for {code}"
+        );
+    }
+}
