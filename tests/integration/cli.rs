@@ -268,14 +268,20 @@ fn bad_flags_name_the_flag() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--target \"media-app\""));
 }
 
-/// An `immctl emulator` process on a free loopback port with `state`; returns it and its URL.
-fn emulator_process(dir: &Path, state: &str) -> (std::process::Child, String) {
+/// An `immctl emulator` process on a free loopback port with `state` (persisted in
+/// `dir/account.yaml`) and `extra` flags; returns it and its URL.
+pub(crate) fn emulator_process(
+    dir: &Path,
+    state: &str,
+    extra: &[&str],
+) -> (std::process::Child, String) {
     use std::io::BufRead;
     let state_file = dir.join("account.yaml");
     std::fs::write(&state_file, state).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_immctl"))
         .args(["emulator", "--listen", "127.0.0.1:0", "--state"])
         .arg(&state_file)
+        .args(extra)
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -326,6 +332,7 @@ roles:
     tags: {immctl-owner: default}
     policies: [{type: Custom, name: media-oss}]
 "#,
+        &[],
     );
     std::fs::create_dir_all(d.join("manifests")).unwrap();
     std::fs::write(

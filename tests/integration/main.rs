@@ -4,6 +4,7 @@ mod apply;
 mod cli;
 mod cloud;
 mod cloud_support;
+mod crash;
 mod emulator;
 mod golden;
 mod lint;
