@@ -6,6 +6,7 @@ mod cloud;
 mod cloud_support;
 mod emulator;
 mod golden;
+mod import;
 mod lint;
 mod live;
 mod plan_props;
