@@ -56,9 +56,9 @@
 //!
 //! # Everything mode (`immctl import`)
 //!
-//! With [`Scope::everything`], phase 2 also reads every role and custom policy the selection
-//! admits (kind included, name starts with the prefix) that carries *no* owner tag, on top of
-//! the declared and owned ones. Never read: `Aliyun*` roles, roles the list marks as
+//! With [`Scope::everything`], phase 2 reads every role and custom policy the selection
+//! admits (kind included, name starts with the prefix) that carries no owner tag or ours, and
+//! no owned resource outside the selection (import has no use for it). Never read: `Aliyun*` roles, roles the list marks as
 //! service-linked, and resources tagged by another owner; the last are returned by
 //! [`fetch_all`] in [`Fetched::other_owners`] (from the list answers, at no extra call), so
 //! the caller can report them. The formula above holds with `Rs` / `Cs` counting those reads;
@@ -351,7 +351,9 @@ pub async fn fetch_all(client: &Client, scope: &Scope) -> Result<Fetched> {
     for r in roles {
         let tags = r.tag_map();
         let protected = r.role_name.starts_with("Aliyun");
-        let mut wanted = scope.roles.contains(&r.role_name) || scope.owns(&tags);
+        let mut wanted = scope.roles.contains(&r.role_name)
+            || (scope.owns(&tags)
+                && (scope.everything.as_ref()).is_none_or(|e| e.selects(e.roles, &r.role_name)));
         if let Some(e) = &scope.everything
             && e.selects(e.roles, &r.role_name)
             && !protected
@@ -377,7 +379,9 @@ pub async fn fetch_all(client: &Client, scope: &Scope) -> Result<Fetched> {
     }
     for (name, p) in custom {
         let tags = p.tag_map();
-        let mut wanted = scope.policies.contains(&name) || scope.owns(&tags);
+        let mut wanted = scope.policies.contains(&name)
+            || (scope.owns(&tags)
+                && (scope.everything.as_ref()).is_none_or(|e| e.selects(e.policies, &name)));
         if let Some(e) = &scope.everything
             && e.selects(e.policies, &name)
         {

@@ -971,3 +971,93 @@ fn bad_flags_name_the_flag_exit_1_and_write_nothing() {
     assert_eq!(left, ["a-file", "read-only"]);
     assert!(tree(&ro).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// The fetch behind import: every selected resource read once, nothing more, within quotas.
+
+fn selection(kinds: &[immctl::import::Kind], prefix: &str) -> immctl::import::Selection {
+    immctl::import::Selection {
+        kinds: kinds.to_vec(),
+        prefix: prefix.to_string(),
+        region: "cn-hangzhou".to_string(),
+        owner: OWNER.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_fetch_reads_each_selected_resource_once_within_the_quotas() {
+    use immctl::import::Kind;
+    let account = varied_account();
+    let state = immctl::emulator::State::from_text(&account.state.to_string()).unwrap();
+    // The documented quotas, on both sides.
+    let rig = crate::cloud_support::Rig::start(immctl::emulator::EmulatorOptions {
+        state: Some(state),
+        rate_limit_scale: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let calls = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    let other = |prefix: &str| {
+        account
+            .not_written
+            .iter()
+            .filter(|a| a.starts_with(prefix) && !a.contains("Aliyun"))
+            .count() as u64
+    };
+    let roles = 56 - other("ram_role.");
+    let policies = 56 - other("ram_policy.");
+
+    let sel = selection(&[Kind::Policies, Kind::Roles, Kind::Projects], "");
+    let f = immctl::live::fetch_all(&rig.client, &sel.scope())
+        .await
+        .unwrap();
+    let stats = rig.emu.stats();
+    assert_eq!(
+        stats.calls,
+        calls(&[
+            ("GetRole", roles),
+            ("ListPolicies", 1),
+            ("ListPoliciesForRole", roles),
+            ("ListPolicyVersions", policies),
+            ("ListProjects", 1),
+            ("ListRoles", 1),
+        ])
+    );
+    assert_eq!(stats.throttled, 0);
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    // Other owners come from the list answers, not from reads.
+    let others: BTreeSet<String> = f.other_owners.keys().map(|a| a.to_string()).collect();
+    let expected: BTreeSet<String> = account
+        .not_written
+        .iter()
+        .filter(|a| !a.contains("Aliyun") && !a.starts_with("imm_project."))
+        .cloned()
+        .collect();
+    assert_eq!(others, expected);
+    // The default version, not the newest: pol-08 has v1..v4 with v(1 + 24 % 4) = v1 default.
+    let p = &f.live.policies["pol-08"];
+    assert_eq!(p.default_version, "v1");
+    assert_eq!(p.versions.len(), 4);
+    assert_eq!(
+        p.document.canonical()["Statement"][0]["Resource"],
+        json!(["acs:oss:*:*:bucket-8-v1/*"])
+    );
+
+    // --include roles --prefix role-1: ten names, one another owner's.
+    rig.emu.reset_stats();
+    let sel = selection(&[Kind::Roles], "role-1");
+    immctl::live::fetch_all(&rig.client, &sel.scope())
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.emu.stats().calls,
+        calls(&[
+            ("GetRole", 9),
+            ("ListPolicies", 1),
+            ("ListPoliciesForRole", 9),
+            ("ListRoles", 1),
+        ])
+    );
+}
