@@ -1061,3 +1061,94 @@ async fn the_import_fetch_reads_each_selected_resource_once_within_the_quotas() 
         ])
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Failures after the flags: a failed read writes nothing; a live document immctl refuses is
+// written and reported, exit 1.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_writes_nothing_and_keeps_the_apis_words() {
+    let account = varied_account();
+    let state = immctl::emulator::State::from_text(&account.state.to_string()).unwrap();
+    let emu = immctl::emulator::spawn(immctl::emulator::EmulatorOptions {
+        state: Some(state),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    emu.set_faults(immctl::emulator::Faults {
+        fail_next: Some(vec![immctl::emulator::FailNext {
+            action: "ListPolicyVersions".into(),
+            code: "NoPermission".into(),
+            count: 1,
+            status: Some(403),
+            message: Some("You are not authorized to do this action.".into()),
+        }]),
+        ..Default::default()
+    });
+    let endpoint = emu.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_immctl"))
+            .args([
+                "import",
+                "--out",
+                "imported",
+                "--endpoint-ram",
+                &endpoint,
+                "--endpoint-imm",
+                &endpoint,
+                "--endpoint-sts",
+                &endpoint,
+            ])
+            .current_dir(&d)
+            .env("HOME", &d)
+            .env_remove("IMMCTL_CONFIG")
+            .env_remove("IMMCTL_BLESS")
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "emulator-admin")
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    emu.shutdown().await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(!format!("{}{err}", stdout(&out)).contains(SECRET));
+    for needle in [
+        "reading the live state",
+        "ListPolicyVersions ram_policy.",
+        "403 NoPermission",
+        "RequestId",
+    ] {
+        assert!(err.contains(needle), "{needle}: {}", text(&out));
+    }
+    assert!(
+        !dir.path().join("imported").exists(),
+        "files were written after a failed read"
+    );
+}
+
+#[test]
+fn a_live_document_immctl_refuses_is_written_and_reported_with_exit_1() {
+    // The console accepted it (the emulator's state is not checked), immctl's grammar does
+    // not: an unknown condition operator never matches, so validate refuses it.
+    let state = json!({
+        "accessKeys": [{"id": "emulator-admin", "secret": SECRET, "user": "admin"}],
+        "users": {"admin": {"policies": [{"type": "System", "name": "AdministratorAccess"}]}},
+        "policies": {"odd": {"document": {"Version": "1", "Statement": [{
+            "Effect": "Allow", "Action": "oss:GetObject", "Resource": "*",
+            "Condition": {"StringEqual": {"acs:SourceVpc": "vpc-1"}}}]}}},
+    });
+    let dir = workdir(&state);
+    let d = dir.path();
+    let out = immctl(d, &["import", "--emulator", "--out", "imported"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("policies/odd.yaml:"), "{err}");
+    assert!(err.contains("StringEqual"), "{err}");
+    assert!(err.contains("the files were written"), "{err}");
+    assert!(d.join("imported/policies/odd.yaml").exists());
+}
