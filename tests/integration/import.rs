@@ -1152,3 +1152,82 @@ fn a_live_document_immctl_refuses_is_written_and_reported_with_exit_1() {
     assert!(err.contains("the files were written"), "{err}");
     assert!(d.join("imported/policies/odd.yaml").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// What the user sees, golden: the report and every file, for a small account.
+
+#[test]
+fn a_small_account_imports_as_the_golden_files_show() {
+    let trust = |svc: &str| json!({"Version": "1", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": [svc]}}]});
+    let state = json!({
+        "accessKeys": [{"id": "emulator-admin", "secret": SECRET, "user": "admin"}],
+        "users": {"admin": {"policies": [{"type": "System", "name": "AdministratorAccess"}]}},
+        "immDefaultRoleAuthorized": true,
+        "policies": {
+            "media-read": {
+                "description": "Read the media bucket",
+                "defaultVersion": "v2",
+                "versions": [
+                    {"id": "v1", "document": {"Version": "1", "Statement": [{"Effect": "Allow", "Action": "oss:GetObject", "Resource": "acs:oss:*:*:media/*"}]}},
+                    {"id": "v2", "document": {"Version": "1", "Statement": [
+                        {"Effect": "Allow", "Action": ["oss:ListObjects", "oss:GetObject"], "Resource": ["acs:oss:*:*:media", "acs:oss:*:*:media/*"],
+                         "Condition": {"IpAddress": {"acs:SourceIp": "10.0.0.0/8"}}}]}},
+                    {"id": "v3", "document": {"Version": "1", "Statement": [{"Effect": "Allow", "Action": "oss:*", "Resource": "*"}]}}
+                ],
+                "tags": {"team": "media", "acs:rm:rgId": "rg-1"}
+            },
+            "theirs-policy": {"document": {"Version": "1", "Statement": [{"Effect": "Allow", "Action": "mns:*", "Resource": "*"}]}, "tags": {"immctl-owner": OTHER}}
+        },
+        "roles": {
+            "media-app": {
+                "description": "Media web application — 媒体",
+                "assumeRolePolicyDocument": trust("ecs.aliyuncs.com"),
+                "maxSessionDuration": 7200,
+                "policies": [{"type": "Custom", "name": "media-read"}, {"type": "System", "name": "AliyunIMMReadOnlyAccess"}],
+                "tags": {"team": "media"}
+            },
+            "Imm.Service": {
+                "assumeRolePolicyDocument": trust("imm.aliyuncs.com"),
+                "policies": [{"type": "System", "name": "AliyunOSSReadOnlyAccess"}, {"type": "System", "name": "AliyunMNSFullAccess"}],
+                "tags": {"immctl-owner": OWNER, "immctl-deletion-policy": "Retain"}
+            },
+            "theirs": {"assumeRolePolicyDocument": trust("ecs.aliyuncs.com"), "tags": {"immctl-owner": OTHER}}
+        },
+        "projects": {"cn-hangzhou": {
+            "media_lib": {"serviceRole": "Imm.Service", "description": "yes", "datasetMaxBindCount": 5, "tags": {"team": "media"}},
+            "plain": {}
+        }}
+    });
+    let dir = workdir(&state);
+    let d = dir.path();
+    let out = immctl(d, &["import", "--emulator", "--out", "imported"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut shown = format!(
+        "$ immctl import --emulator --out imported\n{}",
+        stdout(&out)
+    );
+    for (path, bytes) in tree(&d.join("imported")) {
+        shown.push_str(&format!(
+            "\n==> imported/{} <==\n{}",
+            path.display(),
+            String::from_utf8(bytes).unwrap()
+        ));
+    }
+    golden("small-account.txt", &shown);
+    let plan = plan_json(d, &[]);
+    let adopted: Vec<&str> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        adopted,
+        [
+            "ram_policy.media-read",
+            "ram_role.media-app",
+            "imm_project.cn-hangzhou/media_lib",
+            "imm_project.cn-hangzhou/plain"
+        ]
+    );
+}
