@@ -7,6 +7,7 @@ mod cloud_support;
 mod crash;
 mod emulator;
 mod golden;
+mod import;
 mod lint;
 mod live;
 mod plan_props;
