@@ -107,6 +107,7 @@ fn op_error(op: &Op, action: &str, e: cloud::Error) -> OpError {
                 code,
                 message: other.to_string(),
                 request_id,
+                explanation: None,
             }
         }
     }
@@ -141,6 +142,7 @@ fn read_error(action: &str, e: cloud::Error) -> OpError {
         code,
         message,
         request_id,
+        explanation: None,
     }
 }
 

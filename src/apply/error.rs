@@ -71,6 +71,10 @@ pub struct OpError {
     pub code: String,
     pub message: String,
     pub request_id: Option<String>,
+    /// immctl's one-sentence explanation of a rule the API's words do not state, chosen by
+    /// [`explain`] from the op and the `Code` (never the message). Shown after the API's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<&'static str>,
 }
 
 impl fmt::Display for OpError {
@@ -84,8 +88,39 @@ impl fmt::Display for OpError {
         if let Some(id) = &self.request_id {
             write!(f, " (RequestId {id})")?;
         }
+        if let Some(x) = self.explanation {
+            write!(f, " {x}")?;
+        }
         Ok(())
     }
+}
+
+/// The rule of the IMM service-role guide behind a refused CreateProject / UpdateProject.
+pub const SERVICE_ROLE_RULE: &str = "Note: whoever sets a project's service role must hold ram:PassRole on that role and every permission the role grants.";
+
+/// Permission refusals, by `Code`: RAM / STS `NoPermission`, the IMM gateway's
+/// `Forbidden.RAM` (what the emulator answers; the real IMM code is UNCONFIRMED, reference
+/// §4.6, hence the other spellings).
+pub fn is_permission_code(code: &str) -> bool {
+    matches!(
+        code,
+        "NoPermission" | "Forbidden.RAM" | "Forbidden" | "Forbidden.NoPermission" | "AccessDenied"
+    )
+}
+
+/// immctl's explanation for an answer to `op`, keyed on the op and the `Code` only: a
+/// permission error on an op that sets a project's service role (CreateProject, or
+/// UpdateProject changing `ServiceRole`) gets [`SERVICE_ROLE_RULE`].
+pub fn explain(op: &Op, code: &str) -> Option<&'static str> {
+    let sets_service_role = matches!(
+        op,
+        Op::CreateProject { .. }
+            | Op::UpdateProject {
+                service_role: Some(_),
+                ..
+            }
+    );
+    (sets_service_role && is_permission_code(code)).then_some(SERVICE_ROLE_RULE)
 }
 
 impl OpError {
@@ -102,6 +137,7 @@ impl OpError {
             kind: classify(op, http_status, &code),
             action: op_name(op).to_string(),
             http_status,
+            explanation: explain(op, &code),
             code,
             message: message.into(),
             request_id,
@@ -117,6 +153,7 @@ impl OpError {
             code: code.to_string(),
             message: message.into(),
             request_id: None,
+            explanation: None,
         }
     }
 }
@@ -307,5 +344,64 @@ mod tests {
             e.to_string(),
             "AttachPolicyToRole: 404 EntityNotExist.Role: The role not exists: r. (RequestId 6A1F)"
         );
+    }
+
+    #[test]
+    fn a_refused_service_role_change_explains_the_rule_keyed_on_the_code() {
+        let key = ProjectKey {
+            region: "cn-hangzhou".into(),
+            name: "p".into(),
+        };
+        let create = Op::CreateProject {
+            key: key.clone(),
+            service_role: "svc".into(),
+            description: None,
+            template_id: None,
+            limits: Default::default(),
+            tags: Default::default(),
+        };
+        let e = OpError::from_api(
+            &create,
+            Some(403),
+            "Forbidden.RAM",
+            "User not authorized to operate on the specified resource.",
+            Some("6A1F".into()),
+        );
+        assert_eq!(e.kind, OpErrorKind::Permanent);
+        assert_eq!(
+            e.to_string(),
+            "CreateProject: 403 Forbidden.RAM: User not authorized to operate on the specified \
+             resource. (RequestId 6A1F) Note: whoever sets a project's service role must hold \
+             ram:PassRole on that role and every permission the role grants."
+        );
+        // Keyed on the Code: the same words under another code get no explanation...
+        let other = OpError::from_api(
+            &create,
+            Some(400),
+            "InvalidArgument",
+            "User not authorized to operate on the specified resource.",
+            None,
+        );
+        assert_eq!(other.explanation, None);
+        // ...and an update that does not touch the service role gets none either.
+        let limits_only = Op::UpdateProject {
+            key: key.clone(),
+            service_role: None,
+            description: Some("d".into()),
+            template_id: None,
+            limits: Default::default(),
+            tags: None,
+        };
+        assert_eq!(explain(&limits_only, "Forbidden.RAM"), None);
+        let new_role = Op::UpdateProject {
+            key,
+            service_role: Some("svc2".into()),
+            description: None,
+            template_id: None,
+            limits: Default::default(),
+            tags: None,
+        };
+        assert_eq!(explain(&new_role, "NoPermission"), Some(SERVICE_ROLE_RULE));
+        assert_eq!(explain(&attach(), "NoPermission"), None);
     }
 }

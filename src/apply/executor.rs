@@ -200,6 +200,9 @@ impl fmt::Display for RootFailure {
         if let Some(id) = &e.request_id {
             write!(f, " (RequestId {id})")?;
         }
+        if let Some(x) = e.explanation {
+            write!(f, " {x}")?;
+        }
         Ok(())
     }
 }
@@ -530,7 +533,7 @@ async fn run_change<R: OpRunner>(
         match run_op(&change.address, op, runner, opts, queue).await {
             Ok((already_done, request_id)) => {
                 let name = op_name(op);
-                tracing::info!(op = name, already_done, "op done");
+                tracing::debug!(op = name, already_done, "op done");
                 push(
                     queue,
                     Event::OpDone {

@@ -26,7 +26,10 @@ mod fake;
 mod tests;
 
 pub use cloud::CloudOpRunner;
-pub use error::{OpError, OpErrorKind, classify, is_transient, op_name};
+pub use error::{
+    OpError, OpErrorKind, SERVICE_ROLE_RULE, classify, explain, is_permission_code, is_transient,
+    op_name,
+};
 pub use executor::{
     ApplyReport, ChangeOutcome, ChangeStatus, Event, ExecuteOptions, RootFailure, execute,
 };

@@ -1,13 +1,126 @@
-//! `immctl apply`.
+//! `immctl apply PLAN.json [PATH...]`: apply a plan saved by `reconcile --out`, refusing it
+//! when the manifests or the live state of any resource it touches changed since.
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use clap::Args;
 
-use super::GlobalArgs;
+use super::reconcile::report_pass_error;
+use super::{GlobalArgs, common};
+use crate::apply::check_stale;
+use crate::live;
+use crate::plan::{FORMAT_VERSION, Plan, PlanSettings, live_fingerprints};
+use crate::reconcile::{self, PassOptions};
 
 #[derive(Debug, Args)]
-pub struct ApplyArgs {}
+pub struct ApplyArgs {
+    /// The plan saved by `immctl reconcile --out PLAN.json`.
+    #[arg(value_name = "PLAN.json")]
+    pub plan: PathBuf,
+    /// The manifests the plan was made from (default: manifests/); their digest must match.
+    pub paths: Vec<PathBuf>,
+    /// Run against the embedded emulator (state in .immctl/emulator-state.json).
+    #[arg(long)]
+    pub emulator: bool,
+    /// Apply even when the plan has error findings.
+    #[arg(long)]
+    pub force: bool,
+}
 
-pub fn run(_global: &GlobalArgs, _args: ApplyArgs) -> i32 {
-    eprintln!("error: `immctl apply` is not built yet");
-    super::EXIT_ERROR
+pub fn run(global: &GlobalArgs, args: ApplyArgs) -> i32 {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            super::report_error(&anyhow::Error::new(e).context("starting the async runtime"));
+            return super::EXIT_ERROR;
+        }
+    };
+    match rt.block_on(apply(global, args)) {
+        Ok(()) => super::EXIT_OK,
+        Err(e) => {
+            super::report_error(&e);
+            super::EXIT_ERROR
+        }
+    }
+}
+
+/// Read and check a saved plan file.
+fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let version: Option<u64> = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()));
+    match version {
+        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+        Some(v) => anyhow::bail!(
+            "{}: plan format_version {v}, this immctl reads {FORMAT_VERSION}; re-plan with this version",
+            path.display()
+        ),
+        None => anyhow::bail!(
+            "{}: not an immctl plan (no format_version); save one with `immctl reconcile --out`",
+            path.display()
+        ),
+    }
+    let plan: Plan = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid immctl plan", path.display()))?;
+    crate::plan::check(&plan)
+        .map_err(|e| anyhow::anyhow!("{}: the plan is inconsistent: {e:?}", path.display()))?;
+    Ok(plan)
+}
+
+async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
+    let plan = read_plan(&args.plan)?;
+    let settings = common::resolve_settings(global, |_| {})?;
+    super::logging::init(settings.log_format, settings.verbosity);
+    if plan.owner != settings.owner {
+        anyhow::bail!(
+            "{}: the plan was made for owner {:?}, these settings say {:?}",
+            args.plan.display(),
+            plan.owner,
+            settings.owner
+        );
+    }
+    if crate::lint::blocks_apply(&plan.findings) && !args.force {
+        anyhow::bail!(
+            "the saved plan has error findings; nothing was applied. Fix them, or pass --force"
+        );
+    }
+    let opts = PassOptions {
+        paths: args.paths.clone(),
+        default_region: settings.region.clone(),
+        plan: PlanSettings {
+            owner: plan.owner.clone(),
+            ..PlanSettings::default()
+        },
+    };
+    let loaded = reconcile::load(&opts).map_err(report_pass_error)?;
+    let cloud = common::connect(&settings, args.emulator).await?;
+    let result = async {
+        let live = live::fetch(&cloud.client, &reconcile::scope(&loaded, &opts))
+            .await
+            .context("reading the live state to check the plan is still current")?;
+        if let Err(stale) = check_stale(&plan, &live_fingerprints(&live), &loaded.desired.digest) {
+            for s in &stale {
+                eprintln!("error: stale plan: {s}");
+            }
+            anyhow::bail!(
+                "{}: refused: {} thing(s) changed since the plan was made; nothing was applied. Re-plan with `immctl reconcile --out`",
+                args.plan.display(),
+                stale.len()
+            );
+        }
+        if plan.is_empty() {
+            eprintln!("No changes. Nothing to apply.");
+            return Ok(());
+        }
+        common::preflight_or_refuse(&cloud.client, &plan, &loaded.desired, &live, args.force)
+            .await?;
+        let report = common::apply_plan(&cloud.client, &plan).await;
+        common::finish_apply(&report)
+    }
+    .await;
+    cloud.close().await;
+    result
 }

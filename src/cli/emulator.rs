@@ -83,17 +83,45 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| emulator::DEFAULT_REGION.to_string()),
     };
+    init_logging(global);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
+        let server = match &args.state {
+            Some(path) => emulator::Server::new(opts)
+                .with_context(|| format!("loading the state file {}", path.display()))?,
+            None => emulator::Server::new(opts).context("starting the emulator")?,
+        };
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!("immctl emulator listening on http://{addr}");
-        emulator::serve(listener, opts, shutdown_signal())
+        server
+            .serve(listener, shutdown_signal())
             .await
             .context("serving the emulator")
     })
+}
+
+/// Logs to stderr: warnings and errors (e.g. a state file that cannot be written) by
+/// default, every call with `-v` (info) / `-vv` (debug); `--log-format json` for containers.
+/// `RUST_LOG` overrides the level.
+fn init_logging(global: &GlobalArgs) {
+    let level = match global.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    let _ = if global.log_format.as_deref() == Some("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn shutdown_signal() {

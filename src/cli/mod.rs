@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 pub mod apply;
+pub mod common;
 pub mod emulator;
 pub mod import;
+pub mod logging;
 pub mod reconcile;
 pub mod run;
 pub mod validate;

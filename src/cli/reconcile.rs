@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::GlobalArgs;
+use super::{GlobalArgs, common};
+use crate::manifest::{self, Address};
+use crate::plan::PlanSettings;
+use crate::reconcile::{self, PassError, PassOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
@@ -53,7 +56,131 @@ pub struct ReconcileArgs {
     pub force: bool,
 }
 
-pub fn run(_global: &GlobalArgs, _args: ReconcileArgs) -> i32 {
-    eprintln!("error: `immctl reconcile` is not built yet");
-    super::EXIT_ERROR
+pub fn run(global: &GlobalArgs, args: ReconcileArgs) -> i32 {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            super::report_error(&anyhow::Error::new(e).context("starting the async runtime"));
+            return super::EXIT_ERROR;
+        }
+    };
+    match rt.block_on(reconcile(global, args)) {
+        Ok(code) => code,
+        Err(e) => {
+            super::report_error(&e);
+            super::EXIT_ERROR
+        }
+    }
+}
+
+async fn reconcile(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<i32> {
+    let settings = common::resolve_settings(global, |input| {
+        if args.prune {
+            input.prune = Some(true);
+        }
+        if let Some(n) = args.max_deletions {
+            input.max_deletions = Some(n.to_string());
+        }
+        if args.allow_mass_delete {
+            input.allow_mass_delete = Some(true);
+        }
+    })?;
+    super::logging::init(settings.log_format, settings.verbosity);
+    let targets = parse_targets(&args.target)?;
+    let opts = PassOptions {
+        paths: args.paths.clone(),
+        default_region: settings.region.clone(),
+        plan: PlanSettings {
+            owner: settings.owner.clone(),
+            adopt: args.adopt,
+            prune: settings.daemon.prune,
+            max_deletions: settings.daemon.max_deletions as usize,
+            allow_mass_delete: settings.daemon.allow_mass_delete,
+            targets,
+        },
+    };
+    // Manifests first: nothing is sent to the cloud when any of them is invalid.
+    if let Err(e) = reconcile::load(&opts) {
+        return Err(report_pass_error(e));
+    }
+    let cloud = common::connect(&settings, args.emulator).await?;
+    let result = plan_and_apply(&cloud, &opts, &args).await;
+    cloud.close().await;
+    result
+}
+
+async fn plan_and_apply(
+    cloud: &common::Cloud,
+    opts: &PassOptions,
+    args: &ReconcileArgs,
+) -> anyhow::Result<i32> {
+    let planned = reconcile::plan(&cloud.client, opts)
+        .await
+        .map_err(report_pass_error)?;
+    let plan = &planned.plan;
+    common::print_plan(plan, args.format)?;
+    if let Some(out) = &args.out {
+        common::save_plan(plan, out)?;
+        eprintln!("immctl: plan saved to {}", out.display());
+    }
+    let changes = !plan.is_empty();
+    if args.dry_run || !changes {
+        return Ok(exit_for(changes, args.detailed_exitcode));
+    }
+    if crate::lint::blocks_apply(&plan.findings) && !args.force {
+        anyhow::bail!(
+            "the plan has error findings (above); nothing was applied. Fix them, or pass --force to apply anyway"
+        );
+    }
+    common::preflight_or_refuse(
+        &cloud.client,
+        plan,
+        &planned.loaded.desired,
+        &planned.live,
+        args.force,
+    )
+    .await?;
+    let report = common::apply_plan(&cloud.client, plan).await;
+    common::finish_apply(&report)?;
+    Ok(exit_for(changes, args.detailed_exitcode))
+}
+
+fn exit_for(changes: bool, detailed: bool) -> i32 {
+    if changes && detailed {
+        super::EXIT_CHANGES
+    } else {
+        super::EXIT_OK
+    }
+}
+
+/// `--target` values must be resource addresses.
+fn parse_targets(raw: &[String]) -> anyhow::Result<Vec<Address>> {
+    raw.iter()
+        .map(|t| {
+            let ok = [
+                "ram_policy.",
+                "ram_role.",
+                "ram_role_policy.",
+                "imm_project.",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p) && t.len() > p.len());
+            if ok {
+                Ok(Address(t.clone()))
+            } else {
+                Err(anyhow::anyhow!(
+                    "--target {t:?}: not a resource address (ram_policy.<name>, ram_role.<name>, \
+                     ram_role_policy.<role>/<Type>/<policy>, imm_project.<region>/<name>)"
+                ))
+            }
+        })
+        .collect()
+}
+
+/// Invalid manifests are printed with their positions; other errors keep their chain.
+pub(super) fn report_pass_error(e: PassError) -> anyhow::Error {
+    if let PassError::InvalidManifests(diags) = &e {
+        let _ = manifest::render_diagnostics(diags, &mut std::io::stderr());
+    }
+    anyhow::Error::new(e)
 }

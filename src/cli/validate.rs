@@ -1,23 +1,25 @@
-//! `immctl validate [PATH...] [--expand] [--strict]`: offline checks of the manifests.
+//! `immctl validate [PATH...] [--expand] [--strict]`: offline checks of the manifests
+//! (schema, RAM / IMM rules, references) and the IMM lints, with no cloud call at all.
 //!
 //! Findings (each with its code, `file:line:column`, the resource address, the source line
-//! and a caret) and a one-line summary go to stderr; with `--expand` the manifests that
-//! `ImmServiceRole` documents stand for go to stdout, as YAML a user could paste. Exit 0 when
-//! there is no error, 1 otherwise; `--strict` makes warnings fail too.
+//! and a caret, and the fix when there is one) and a one-line summary go to stderr; with
+//! `--expand` the manifests that `ImmServiceRole` documents stand for go to stdout, as YAML a
+//! user could paste. Exit 0 when there is no error, 1 otherwise; `--strict` makes warnings
+//! fail too.
 //!
-//! Lints (the IMM least-privilege rules) are plan findings from the `lint` module; they join
-//! the manifest findings through [`lint_diagnostics`], and run only when the manifests load
-//! without error (lints about a half-read manifest would only add noise).
+//! Lints (the IMM least-privilege rules, `lint::lint_desired`) are plan findings; they join the
+//! manifest findings at the manifest that declares their resource, and run only when the
+//! manifests load without error (lints about a half-read manifest would only add noise).
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::GlobalArgs;
-use crate::manifest::{self, Address, Desired, Diagnostic, LoadOptions, Loaded, Source};
+use super::{GlobalArgs, common};
+use crate::lint;
+use crate::manifest::{self, Desired, Diagnostic, LoadOptions, Loaded};
 use crate::plan;
-use crate::settings::{self, SettingsInput};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -32,20 +34,14 @@ pub struct ValidateArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: ValidateArgs) -> i32 {
-    let input = SettingsInput {
-        config: global.config.clone(),
-        region: global.region.clone(),
-        owner: global.owner.clone(),
-        log_format: global.log_format.clone(),
-        ..SettingsInput::default()
-    };
-    let settings = match settings::resolve(&input, std::env::vars()) {
+    let settings = match common::resolve_settings(global, |_| {}) {
         Ok(s) => s,
         Err(e) => {
-            super::report_error(&anyhow::Error::new(e));
+            super::report_error(&e);
             return super::EXIT_ERROR;
         }
     };
+    super::logging::init(settings.log_format, settings.verbosity);
     let opts = LoadOptions {
         default_region: settings.region.clone(),
     };
@@ -81,21 +77,28 @@ pub struct Outcome {
     pub exit_code: i32,
 }
 
+/// The manifest findings and, when the manifests load cleanly, the offline lints, as one
+/// sorted list (what `validate` prints).
+pub fn findings(loaded: &Loaded) -> Vec<Diagnostic> {
+    let mut all = loaded.diagnostics.clone();
+    if !loaded.has_errors() {
+        all.extend(lint_diagnostics(
+            lint::lint_desired(&loaded.desired, None),
+            &loaded.desired,
+        ));
+    }
+    manifest::sort_diagnostics(&mut all);
+    all
+}
+
 /// Load, lint and decide. Pure apart from reading the manifest files.
 pub fn validate(paths: &[PathBuf], opts: &LoadOptions, strict: bool) -> Outcome {
     let loaded = manifest::load(paths, opts);
-    let mut diagnostics = loaded.diagnostics.clone();
-    if !loaded.has_errors() {
-        // TODO-lint: the `lint` module (another branch) plugs in here with
-        // `lint::lint_desired(&loaded.desired, None)`; nothing else changes.
-        let lints: Vec<plan::Finding> = Vec::new();
-        diagnostics.extend(lint_diagnostics(lints, &loaded.desired));
-    }
-    manifest::sort_diagnostics(&mut diagnostics);
+    let diagnostics = findings(&loaded);
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     let failed = errors > 0 || (strict && warnings > 0);
-    let summary = summary(&loaded, errors, warnings, strict, failed);
+    let summary = summary(&loaded, errors, warnings, failed);
     Outcome {
         loaded,
         diagnostics,
@@ -112,15 +115,29 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn summary(loaded: &Loaded, errors: usize, warnings: usize, strict: bool, failed: bool) -> String {
+fn summary(loaded: &Loaded, errors: usize, warnings: usize, failed: bool) -> String {
     let d = &loaded.desired;
+    let files = plural(loaded.files.len(), "file", "files");
+    if errors > 0 {
+        return format!(
+            "validate: {}, {} in {files}; nothing is valid until the errors are fixed",
+            plural(errors, "error", "errors"),
+            plural(warnings, "warning", "warnings")
+        );
+    }
+    if failed {
+        return format!(
+            "validate: {} in {files}, which fail under --strict",
+            plural(warnings, "warning", "warnings")
+        );
+    }
     let expanded = d
         .roles
         .values()
         .filter(|r| r.expanded_from.is_some())
         .count();
-    let resources = format!(
-        "{}, {}, {}{}",
+    format!(
+        "validate: {}, {}, {}{} in {files}: {}",
         plural(d.policies.len(), "policy", "policies"),
         plural(d.roles.len(), "role", "roles"),
         plural(d.projects.len(), "project", "projects"),
@@ -132,20 +149,12 @@ fn summary(loaded: &Loaded, errors: usize, warnings: usize, strict: bool, failed
         } else {
             String::new()
         },
-    );
-    let counts = format!(
-        "{}, {}",
-        plural(errors, "error", "errors"),
-        plural(warnings, "warning", "warnings")
-    );
-    let files = plural(loaded.files.len(), "file", "files");
-    if !failed {
-        format!("ok: {files}: {resources}; {counts}")
-    } else if errors == 0 && strict {
-        format!("failed (--strict): {counts} in {files}")
-    } else {
-        format!("failed: {counts} in {files}")
-    }
+        if warnings == 0 {
+            "valid".to_string()
+        } else {
+            format!("valid, {}", plural(warnings, "warning", "warnings"))
+        }
+    )
 }
 
 /// Plan findings (lints) as manifest findings, placed at the resource's manifest.
@@ -153,7 +162,7 @@ pub fn lint_diagnostics(findings: Vec<plan::Finding>, desired: &Desired) -> Vec<
     findings
         .into_iter()
         .map(|f| {
-            let source = source_of(&f.address, desired);
+            let source = desired.source_of(&f.address).cloned();
             let mut d = match f.severity {
                 plan::Severity::Error => {
                     Diagnostic::error(&f.code, source, Some(f.address.clone()), f.message)
@@ -168,34 +177,10 @@ pub fn lint_diagnostics(findings: Vec<plan::Finding>, desired: &Desired) -> Vec<
         .collect()
 }
 
-/// Where the resource at `addr` is written, if it is declared.
-fn source_of(addr: &Address, desired: &Desired) -> Option<Source> {
-    let a = addr.as_str();
-    if let Some(name) = a.strip_prefix("ram_policy.") {
-        return desired.policies.get(name).map(|p| p.source.clone());
-    }
-    if let Some(name) = a.strip_prefix("ram_role.") {
-        return desired.roles.get(name).map(|r| r.source.clone());
-    }
-    if let Some(rest) = a.strip_prefix("ram_role_policy.") {
-        let role = rest.split('/').next()?;
-        return desired.roles.get(role).map(|r| r.source.clone());
-    }
-    if let Some(rest) = a.strip_prefix("imm_project.") {
-        let (region, name) = rest.split_once('/')?;
-        return desired
-            .projects
-            .iter()
-            .find(|(k, _)| k.region == region && k.name == name)
-            .map(|(_, p)| p.source.clone());
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::DesiredRole;
+    use crate::manifest::{Address, DesiredRole, Source};
     use crate::policy::PolicyDocument;
 
     #[test]

@@ -10,12 +10,16 @@
 //!
 //! Each attempt first waits for its action's token bucket ([`super::ratelimit`]), then for a
 //! concurrency permit, so a slow bucket never holds a permit. Retries follow
-//! [`super::retry::RetryPolicy`]; what is retryable is [`Error::is_retryable`].
+//! [`super::retry::RetryPolicy`]; what is retryable is [`Error::is_retryable`]; an
+//! `x-acs-retry-after` header (milliseconds, as the Tea runtimes read it) is a floor on the
+//! wait. Every attempt is signed afresh (new `Timestamp` and `SignatureNonce`).
 //!
-//! The request URL carries the signature and the STS token: it is never logged, and
-//! transport errors are stripped of it. Writes are retried on dropped connections like reads
-//! (as terraform does): a retried Create may then answer `EntityAlreadyExists`, which the
-//! apply layer treats as "maybe ours".
+//! The request URL carries the signature and the STS token: it is never logged, transport
+//! errors are stripped of it, and error messages are scrubbed of the secret, the token and
+//! the signature in every encoding ([`redact_all`]). Writes are retried on dropped
+//! connections and 5xx like reads (as terraform does): a retried Create may then answer
+//! `EntityAlreadyExists`, which the apply layer treats as "maybe ours"; a retried
+//! `CreatePolicyVersion` may leave one extra version (the plan's rotation handles it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -159,10 +163,22 @@ impl std::fmt::Debug for Client {
 /// Query parameters of one call (business parameters only; the client adds the rest).
 pub type Params = BTreeMap<String, String>;
 
+/// `https://host` and `http://host:port` stay (without a trailing `/`); a bare
+/// `host[:port]` (as settings accept it) gets `https://`.
+pub fn endpoint_url(endpoint: &str) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if e.starts_with("http://") || e.starts_with("https://") {
+        e.to_string()
+    } else {
+        format!("https://{e}")
+    }
+}
+
 /// The full query string of a V1 call: business parameters plus the common ones, signed
 /// when `credentials` are given (unsigned calls: `AssumeRoleWithOIDC`). Pure: `now` and
-/// `nonce` (default: random 32 hex) are inputs.
-pub fn signed_query(
+/// `nonce` (default: random 32 hex) are inputs. Returns the query and the signature (which
+/// error messages must never echo).
+pub fn sign_query(
     version: &str,
     action: &str,
     mut params: Params,
@@ -170,7 +186,7 @@ pub fn signed_query(
     region: Option<&str>,
     now: DateTime<Utc>,
     nonce: Option<String>,
-) -> String {
+) -> (String, Option<String>) {
     params.insert("Action".into(), action.into());
     params.insert("Version".into(), version.into());
     params.insert("Format".into(), "JSON".into());
@@ -200,33 +216,79 @@ pub fn signed_query(
         ));
     }
     let mut query = signer::canonicalized_query_v1(&params);
-    if let Some(s) = signature {
+    if let Some(s) = &signature {
         query.push_str("&Signature=");
-        query.push_str(&signer::percent_encode(&s));
+        query.push_str(&signer::percent_encode(s));
     }
-    query
+    (query, signature)
 }
 
-/// Builds the [`ApiError`] of a non-2xx answer. `redact` lists strings that must not appear
-/// in the message (the secret and token in use): replaced by `***`. The string to sign that
-/// `SignatureDoesNotMatch` echoes (it holds the `SecurityToken`) is cut off.
-pub(crate) fn api_error(
+/// [`sign_query`] without the signature.
+pub fn signed_query(
+    version: &str,
+    action: &str,
+    params: Params,
+    credentials: Option<&Credentials>,
+    region: Option<&str>,
+    now: DateTime<Utc>,
+    nonce: Option<String>,
+) -> String {
+    sign_query(version, action, params, credentials, region, now, nonce).0
+}
+
+/// `x-acs-retry-after`: a positive whole number of **milliseconds**, as the official Tea
+/// runtimes read it (aliyun/darabonba-openapi: the Java `ThrottlingBackoffTest` waits ~80 ms
+/// for `80`; the C# `GetThrottlingTimeLeft` returns `2000` for `2000`). Zero, negative or
+/// non-numeric values are ignored, as there.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("x-acs-retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .map(Duration::from_millis)
+}
+
+/// The text between `<tag>` and `</tag>` in a flat XML error body.
+fn xml_text(body: &str, tag: &str) -> Option<String> {
+    let start = body.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = start + body[start..].find(&format!("</{tag}>"))?;
+    Some(body[start..end].trim().to_string())
+}
+
+/// Builds the [`ApiError`] of a non-2xx answer, whatever the body:
+/// - the JSON envelope (`Code`/`code`, `Message`/`message`, `RequestId`/`requestId`,
+///   `HostId`, `Recommend`, `AccessDeniedDetail`), kept whole;
+/// - an XML `<Error>` with `<Code>` (what the Tea V3 path parses);
+/// - anything else (an HTML page from a proxy, a cut body): code `SDK.UnknownServerError`
+///   (the official SDK's name) with the start of the body as the message.
+///
+/// A missing `RequestId` is taken from the `x-acs-request-id` header. `redact` lists the
+/// strings no message may carry (the secret, the STS token, the signature in use): each is
+/// replaced by `***`, raw and percent-encoded (a proxy page may echo the request URL). The
+/// string to sign that `SignatureDoesNotMatch` echoes (it holds the `SecurityToken`) is cut
+/// off.
+pub fn api_error(
     action: &str,
     status: u16,
     headers: &HeaderMap,
     body: &[u8],
     redact: &[&str],
 ) -> ApiError {
-    let retry_after = headers
-        .get("x-acs-retry-after")
+    let retry_after = retry_after(headers);
+    let header_request_id = headers
+        .get("x-acs-request-id")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|n| *n > 0)
-        // TODO-correctness: the unit of x-acs-retry-after is not documented; seconds (as in
-        // HTTP Retry-After) is assumed. The wait is capped by RetryPolicy::max_delay anyway.
-        .map(Duration::from_secs);
-    let mut e = match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(env) => ApiError {
+        .unwrap_or("")
+        .to_string();
+    let text = String::from_utf8_lossy(body);
+    let xml_code = if text.trim_start().starts_with('<') {
+        xml_text(&text, "Code").filter(|c| !c.is_empty())
+    } else {
+        None
+    };
+    let mut e = match (serde_json::from_slice::<ErrorEnvelope>(body), xml_code) {
+        (Ok(env), _) => ApiError {
             action: action.to_string(),
             status,
             code: env.code,
@@ -237,14 +299,29 @@ pub(crate) fn api_error(
             access_denied_detail: env.access_denied_detail,
             retry_after,
         },
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
+        (Err(_), Some(code)) => ApiError {
+            action: action.to_string(),
+            status,
+            code,
+            message: xml_text(&text, "Message").unwrap_or_default(),
+            request_id: xml_text(&text, "RequestId").unwrap_or_default(),
+            host_id: xml_text(&text, "HostId"),
+            recommend: xml_text(&text, "Recommend"),
+            access_denied_detail: None,
+            retry_after,
+        },
+        (Err(_), None) => {
             let snippet: String = text.chars().take(200).collect();
+            let snippet = snippet.split_whitespace().collect::<Vec<_>>().join(" ");
             ApiError {
                 action: action.to_string(),
                 status,
                 code: UNKNOWN_SERVER_ERROR.to_string(),
-                message: format!("answer is not a JSON error envelope: {snippet}"),
+                message: if snippet.is_empty() {
+                    "empty answer".to_string()
+                } else {
+                    format!("answer is not an error envelope: {snippet}")
+                },
                 request_id: String::new(),
                 host_id: None,
                 recommend: None,
@@ -253,6 +330,9 @@ pub(crate) fn api_error(
             }
         }
     };
+    if e.request_id.is_empty() {
+        e.request_id = header_request_id;
+    }
     if let Some(i) = e.message.to_ascii_lowercase().find("string to sign") {
         let kept = e.message[..i].trim_end_matches([' ', ':', ',', '.']);
         let kept = kept
@@ -261,12 +341,30 @@ pub(crate) fn api_error(
             .trim_end_matches([' ', ':', ',', '.']);
         e.message = format!("{kept}.");
     }
-    for r in redact {
-        if r.len() >= 4 {
-            e.message = e.message.replace(r, "***");
+    e.message = redact_all(&e.message, redact);
+    e
+}
+
+/// `text` with every `secret` (raw, RFC 3986- and form-encoded) replaced by `***`. Strings
+/// shorter than 4 characters are left alone (they would match everywhere).
+pub fn redact_all(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        let encoded = signer::percent_encode(s);
+        let form = encoded.replace("%20", "+");
+        for form in [s.to_string(), encoded, form] {
+            out = out.replace(&form, "***");
         }
     }
-    e
+    out
+}
+
+/// Whether a call is signed with the client's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signing {
+    Signed,
+    /// `AssumeRoleWithOIDC`: no `AccessKeyId`, no `Signature` (the OIDC token is the proof).
+    Anonymous,
 }
 
 impl Client {
@@ -280,6 +378,14 @@ impl Client {
                 action: "client".into(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
+        tracing::debug!(
+            credentials = %config.credentials.name(),
+            ram = %config.endpoints.ram,
+            sts = %config.endpoints.sts,
+            imm = ?config.endpoints.imm,
+            region = %config.region,
+            "cloud client"
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -329,13 +435,50 @@ impl Client {
         region: Option<&str>,
         params: Params,
     ) -> Result<T> {
+        self.call_with(product, action, region, params, Signing::Signed)
+            .await
+    }
+
+    /// [`Client::call`] without signing (`AssumeRoleWithOIDC`).
+    pub(crate) async fn call_anonymous<T: DeserializeOwned>(
+        &self,
+        product: Product,
+        action: &'static str,
+        params: Params,
+    ) -> Result<T> {
+        self.call_with(product, action, None, params, Signing::Anonymous)
+            .await
+    }
+
+    /// The retry loop. Time is bounded twice: at most `max_attempts` attempts, and at most
+    /// `max_elapsed` spent failing: from the start of the first attempt, attempts and
+    /// backoff sleeps count, the time a retry queues for its rate-limit token or a
+    /// concurrency permit does not (that is this client's own backlog, not the service
+    /// failing; counting it would make a deep queue give up on transient errors). Each
+    /// retry's timeout is cut to what is left, so the time spent is at most
+    /// `max(request_timeout, max_elapsed)`.
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        product: Product,
+        action: &'static str,
+        region: Option<&str>,
+        params: Params,
+        signing: Signing,
+    ) -> Result<T> {
         let inner = &self.inner;
         let policy = &inner.config.retry;
         inner.metrics.call(action);
-        let start = Instant::now();
+        // When the first attempt started, and how long retries queued since.
+        let mut start: Option<Instant> = None;
+        let mut queued = Duration::ZERO;
+        let spent = |start: Option<Instant>, queued: Duration| {
+            start.map_or(Duration::ZERO, |s| s.elapsed().saturating_sub(queued))
+        };
         let mut attempt = 0u32;
+        let mut last_err: Option<Error> = None;
         loop {
             attempt += 1;
+            let queue_start = Instant::now();
             inner.limiter.acquire(product, action).await;
             let result = {
                 let _permit = inner
@@ -343,7 +486,23 @@ impl Client {
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
-                self.attempt::<T>(product, action, region, params.clone())
+                let timeout = match start {
+                    None => {
+                        start = Some(Instant::now());
+                        inner.config.request_timeout
+                    }
+                    Some(_) => {
+                        queued += queue_start.elapsed();
+                        let left = policy.max_elapsed.saturating_sub(spent(start, queued));
+                        if left < MIN_ATTEMPT_TIME {
+                            let err = last_err.expect("a retry follows a failure");
+                            return Err(self.give_up(action, attempt - 1, err));
+                        }
+                        inner.config.request_timeout.min(left)
+                    }
+                };
+                tracing::trace!(action, attempt, "sending");
+                self.attempt::<T>(product, action, region, params.clone(), signing, timeout)
                     .await
             };
             let label = match &result {
@@ -357,7 +516,8 @@ impl Client {
             };
             if err.is_retryable() && attempt < policy.max_attempts {
                 let delay = policy.delay(attempt, err.is_throttling(), err.retry_after());
-                if start.elapsed() + delay <= policy.max_elapsed {
+                // Another attempt needs time for its backoff and for an answer.
+                if spent(start, queued) + delay + MIN_ATTEMPT_TIME <= policy.max_elapsed {
                     tracing::debug!(
                         action,
                         attempt,
@@ -365,13 +525,25 @@ impl Client {
                         delay_ms = delay.as_millis() as u64,
                         "retrying"
                     );
+                    last_err = Some(err);
                     tokio::time::sleep(delay).await;
                     continue;
                 }
             }
-            inner.metrics.error(action, err.metric_label());
-            return Err(err);
+            return Err(self.give_up(action, attempt, err));
         }
+    }
+
+    fn give_up(&self, action: &'static str, attempts: u32, err: Error) -> Error {
+        tracing::debug!(
+            action,
+            attempts,
+            code = err.metric_label(),
+            retryable = err.is_retryable(),
+            "call failed"
+        );
+        self.inner.metrics.error(action, err.metric_label());
+        err
     }
 
     async fn attempt<T: DeserializeOwned>(
@@ -380,36 +552,54 @@ impl Client {
         action: &'static str,
         region: Option<&str>,
         params: Params,
+        signing: Signing,
+        timeout: Duration,
     ) -> Result<T> {
         let inner = &self.inner;
-        let creds = inner
-            .config
-            .credentials
-            .credentials()
-            .await
-            .map_err(|source| Error::Credentials {
-                action: action.to_string(),
-                source,
-            })?;
-        let endpoint = inner
-            .config
-            .endpoints
-            .for_product(product, region.unwrap_or(&inner.config.region));
-        let query = signed_query(
+        let creds = match signing {
+            Signing::Signed => Some(inner.config.credentials.credentials().await.map_err(
+                |source| Error::Credentials {
+                    action: action.to_string(),
+                    source,
+                },
+            )?),
+            Signing::Anonymous => None,
+        };
+        let endpoint = endpoint_url(
+            &inner
+                .config
+                .endpoints
+                .for_product(product, region.unwrap_or(&inner.config.region)),
+        );
+        let (query, signature) = sign_query(
             product.version(),
             action,
             params,
-            Some(&creds),
+            creds.as_ref(),
             region,
             Utc::now(),
             None,
         );
-        let url = format!("{}/?{}", endpoint.trim_end_matches('/'), query);
+        let url = format!("{endpoint}/?{query}");
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
+                let connecting = e.is_connect();
                 Error::Timeout {
                     action: action.to_string(),
-                    after: inner.config.request_timeout,
+                    after: if connecting {
+                        inner.config.connect_timeout.min(timeout)
+                    } else {
+                        timeout
+                    },
+                    connecting,
+                }
+            } else if e.is_builder() {
+                Error::Config {
+                    action: action.to_string(),
+                    message: format!(
+                        "cannot build the request to {endpoint}: {}",
+                        e.without_url()
+                    ),
                 }
             } else {
                 Error::Transport {
@@ -421,8 +611,10 @@ impl Client {
         let resp = inner
             .http
             .post(url)
+            .timeout(timeout)
             .header("x-acs-action", action)
             .header("x-acs-version", product.version())
+            .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::CONTENT_LENGTH, "0")
             .send()
             .await
@@ -431,9 +623,15 @@ impl Client {
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(transport)?;
         if !status.is_success() {
-            let mut redact = vec![creds.access_key_secret.expose()];
-            if let Some(t) = &creds.security_token {
-                redact.push(t.expose());
+            let mut redact: Vec<&str> = Vec::new();
+            if let Some(c) = &creds {
+                redact.push(c.access_key_secret.expose());
+                if let Some(t) = &c.security_token {
+                    redact.push(t.expose());
+                }
+            }
+            if let Some(s) = &signature {
+                redact.push(s);
             }
             return Err(Error::from(api_error(
                 action,
@@ -452,11 +650,20 @@ impl Client {
                         .and_then(|r| r.as_str())
                         .map(str::to_string)
                 })
+                .or_else(|| {
+                    headers
+                        .get("x-acs-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                })
                 .unwrap_or_default(),
             source,
         })
     }
 }
+
+/// A retry is not started when less than this would be left of `max_elapsed` for it.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(50);
 
 #[cfg(test)]
 mod tests {
@@ -665,14 +872,157 @@ mod tests {
         assert_eq!(e.message, "echo *** here");
     }
 
-    #[test]
-    fn non_json_error_body_is_an_unknown_server_error() {
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("x-acs-retry-after", "2".parse().unwrap());
-        let e = api_error("GetRole", 502, &h, b"<html>bad gateway</html>", &[]);
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    /// The error bodies of `error_body_parsing_observed` in sdk-requests.json, and the
+    /// canonical envelope of `error_behaviour_observed`.
+    #[test]
+    fn every_error_body_shape_gives_a_typed_error() {
+        // The canonical envelope, kept whole.
+        let body = br#"{"Code":"EntityNotExist.Role","Message":"The role does not exist: imm-role.","HostId":"ram.aliyuncs.com","Recommend":"https://api.aliyun.com/troubleshoot?q=EntityNotExist.Role&product=Ram","RequestId":"00000000-0000-0000-0000-000000000001"}"#;
+        let e = api_error("GetRole", 404, &HeaderMap::new(), body, &[]);
+        assert_eq!(e.code, "EntityNotExist.Role");
+        assert_eq!(e.status, 404);
+        assert_eq!(e.message, "The role does not exist: imm-role.");
+        assert_eq!(e.request_id, "00000000-0000-0000-0000-000000000001");
+        assert_eq!(e.host_id.as_deref(), Some("ram.aliyuncs.com"));
+        assert!(e.recommend.as_deref().unwrap().contains("troubleshoot"));
+        assert!(e.is_not_found() && !e.is_retryable());
+
+        // Lower-case keys (what the Tea SDK also accepts).
+        let body = br#"{"code": "lower.case.Code", "message": "m", "requestId": "r"}"#;
+        let e = api_error("GetRole", 400, &HeaderMap::new(), body, &[]);
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str(), e.request_id.as_str()),
+            ("lower.case.Code", "m", "r")
+        );
+
+        // An XML <Error> (text/xml), as the Tea V3 path parses it.
+        let body = br#"<?xml version="1.0" encoding="UTF-8"?><Error><RequestId>r</RequestId><Code>XmlCode</Code><Message>m</Message></Error>"#;
+        let e = api_error(
+            "GetRole",
+            400,
+            &headers(&[("content-type", "text/xml;charset=utf-8")]),
+            body,
+            &[],
+        );
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str(), e.request_id.as_str()),
+            ("XmlCode", "m", "r")
+        );
+
+        // HTML from a proxy: the SDK's SDK.UnknownServerError, the body's start as message,
+        // the RequestId from the header; a 404 is final, a 502 is retried.
+        let e = api_error(
+            "GetRole",
+            404,
+            &headers(&[("x-acs-request-id", "HDR-1")]),
+            b"<html>not found</html>",
+            &[],
+        );
         assert_eq!(e.code, UNKNOWN_SERVER_ERROR);
-        assert_eq!(e.retry_after, Some(Duration::from_secs(2)));
+        assert_eq!(
+            e.message,
+            "answer is not an error envelope: <html>not found</html>"
+        );
+        assert_eq!(e.request_id, "HDR-1");
+        assert!(!e.is_retryable());
+        let e = api_error(
+            "GetRole",
+            502,
+            &HeaderMap::new(),
+            b"<html>\n bad gateway\n</html>",
+            &[],
+        );
         assert!(e.is_retryable());
+        let e = api_error("GetRole", 503, &HeaderMap::new(), b"", &[]);
+        assert_eq!(e.message, "empty answer");
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn retry_after_is_read_in_milliseconds_like_the_tea_runtimes() {
+        let e = api_error(
+            "GetRole",
+            400,
+            &headers(&[("x-acs-retry-after", "80")]),
+            br#"{"Code":"Throttling","Message":"m","RequestId":"r"}"#,
+            &[],
+        );
+        assert_eq!(e.retry_after, Some(Duration::from_millis(80)));
+        assert!(e.is_throttling() && e.is_retryable());
+        for bad in ["0", "", "invalid", "-5"] {
+            assert_eq!(
+                retry_after(&headers(&[("x-acs-retry-after", bad)])),
+                None,
+                "{bad:?}"
+            );
+        }
+        // Any error carrying the header is throttling (the Tea runtime's rule).
+        let e = api_error(
+            "GetRole",
+            400,
+            &headers(&[("X-Acs-Retry-After", "5")]),
+            br#"{"Code":"Whatever","Message":"m","RequestId":"r"}"#,
+            &[],
+        );
+        assert!(e.is_throttling());
+    }
+
+    /// A proxy page that echoes the request URL must not carry the signature, the token or
+    /// the secret, in any encoding.
+    #[test]
+    fn an_echoed_request_url_is_redacted() {
+        let token = "CAIS+tok/en=value";
+        let (query, sig) = sign_query(
+            RAM_VERSION,
+            "GetRole",
+            Params::new(),
+            Some(&creds(Some(token))),
+            None,
+            Utc::now(),
+            None,
+        );
+        let sig = sig.unwrap();
+        let body = format!("<html>414 URI too long: /?{query} (secret testsecret)</html>");
+        let e = api_error(
+            "GetRole",
+            414,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            &["testsecret", token, &sig],
+        );
+        let shown = format!("{e} {e:?}");
+        for s in [
+            token.to_string(),
+            signer::percent_encode(token),
+            sig.clone(),
+            signer::percent_encode(&sig),
+            "testsecret".to_string(),
+        ] {
+            assert!(!shown.contains(&s), "{s:?} in {shown}");
+        }
+        assert!(shown.contains("SecurityToken=***"), "{shown}");
+    }
+
+    #[test]
+    fn endpoints_get_a_scheme_and_lose_the_trailing_slash() {
+        assert_eq!(endpoint_url("ram.aliyuncs.com"), "https://ram.aliyuncs.com");
+        assert_eq!(endpoint_url("127.0.0.1:8080/"), "https://127.0.0.1:8080");
+        assert_eq!(
+            endpoint_url("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            endpoint_url("https://sts.aliyuncs.com"),
+            "https://sts.aliyuncs.com"
+        );
     }
 
     #[test]

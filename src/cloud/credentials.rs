@@ -7,11 +7,18 @@
 //! profile file `~/.aliyun/config.json` (modes `AK`, `StsToken`, `RamRoleArn`, `EcsRamRole`,
 //! `OIDC`, `ChainableRamRoleArn`) → the INI file `~/.alibabacloud/credentials.ini` → ECS
 //! instance metadata (token header, IMDSv1 fallback) → `ALIBABA_CLOUD_CREDENTIALS_URI`.
-//! The chain is sticky: the first source that yields credentials is used from then on.
+//! The chain is sticky: the first source that yields credentials is used from then on. A
+//! source that fails for good is skipped (as the SDKs do); one the user configured that
+//! fails *for now* (STS throttled or unreachable) ends the walk with a transient error that
+//! the client retries: falling through to the next source would act as another identity.
+//! The ECS metadata service is only probed (when no role name is configured), so its
+//! failures always mean "not on ECS" and the walk moves on.
 //!
-//! Temporary credentials are refreshed 15 minutes before `Expiration`. STS and URI sources
-//! use the *strict* policy (a failed refresh of a stale credential is an error); the ECS
-//! source the *lenient* one (the stale value is served and the next attempt pushed back).
+//! Temporary credentials are refreshed 15 minutes before `Expiration`, judged by a
+//! [`Clock`] (the system's, or a test's). STS and URI sources use the *strict* policy (a
+//! failed refresh of a stale credential is an error); the ECS source the *lenient* one (the
+//! stale value is served and the next attempt pushed back). The STS and metadata endpoints
+//! are overridable (the `sts_endpoint` and `ecs_metadata_endpoint` fields of [`ChainConfig`]).
 //!
 //! This module (with `settings.rs`) is the only place that reads the environment, and only
 //! in [`ChainConfig::from_env`]. The chosen source is logged at debug level; secrets never
@@ -56,13 +63,72 @@ pub enum CredentialsError {
     Chain(Vec<String>),
     /// One source failed.
     #[error("credentials from {provider}: {message}")]
-    Provider { provider: String, message: String },
+    Provider {
+        provider: String,
+        message: String,
+        /// The source may well answer next time (STS throttled or 5xx, metadata service or
+        /// STS unreachable): the client retries the call like any transient failure.
+        transient: bool,
+    },
 }
 
+impl CredentialsError {
+    /// See [`CredentialsError::Provider::transient`]; a failed chain never is.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            CredentialsError::Provider {
+                transient: true,
+                ..
+            }
+        )
+    }
+}
+
+/// A permanent failure of `provider`.
 fn perr(provider: &str, message: impl Into<String>) -> CredentialsError {
     CredentialsError::Provider {
         provider: provider.to_string(),
         message: message.into(),
+        transient: false,
+    }
+}
+
+/// A failure of `provider` that may pass (network, throttling, 5xx).
+fn terr(provider: &str, message: impl Into<String>) -> CredentialsError {
+    CredentialsError::Provider {
+        provider: provider.to_string(),
+        message: message.into(),
+        transient: true,
+    }
+}
+
+/// What time it is, for deciding when temporary credentials go stale. The system clock by
+/// default; tests pass a controllable one ([`CredentialsProvider::with_clock`]).
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock(Arc::new(Utc::now))
+    }
+    pub fn new(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
     }
 }
 
@@ -106,7 +172,10 @@ pub struct EcsConfig {
 
 /// Inputs of the default chain: the environment (as a map, so tests pass their own), the
 /// home directory, and endpoint overrides (for loopback tests).
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` prints the names of the variables only: their values include the AccessKey
+/// secret and the STS token.
+#[derive(Clone, Default)]
 pub struct ChainConfig {
     pub vars: BTreeMap<String, String>,
     pub home: Option<PathBuf>,
@@ -114,6 +183,17 @@ pub struct ChainConfig {
     pub sts_endpoint: Option<String>,
     /// Overrides the ECS metadata endpoint.
     pub ecs_metadata_endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for ChainConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainConfig")
+            .field("vars", &self.vars.keys().collect::<Vec<_>>())
+            .field("home", &self.home)
+            .field("sts_endpoint", &self.sts_endpoint)
+            .field("ecs_metadata_endpoint", &self.ecs_metadata_endpoint)
+            .finish()
+    }
 }
 
 impl ChainConfig {
@@ -145,6 +225,19 @@ impl ChainConfig {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
+    /// `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true` also refuses a profile that names the ECS
+    /// role explicitly (as the SDK refuses to build the provider).
+    fn ecs_allowed(&self, provider: &str) -> Result<(), CredentialsError> {
+        if self.flag("ALIBABA_CLOUD_ECS_METADATA_DISABLED") {
+            Err(perr(
+                provider,
+                "the ECS metadata service is disabled by ALIBABA_CLOUD_ECS_METADATA_DISABLED",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// STS endpoint: override, else `ALIBABA_CLOUD_STS_REGION` (+ VPC), else the profile's
     /// region, else the global one.
     fn sts_endpoint(&self, profile_region: Option<&str>, profile_vpc: bool) -> String {
@@ -166,6 +259,20 @@ enum StalePolicy {
     Lenient,
 }
 
+/// One source of the default chain.
+#[derive(Clone)]
+struct Candidate {
+    name: String,
+    /// `Err`: why the source could not even be built (variable unset, file missing, ...).
+    provider: Result<CredentialsProvider, CredentialsError>,
+    /// Tried on the chance it applies (the ECS metadata service when no role name is
+    /// configured): any failure means "not here", and the chain moves on. A source the
+    /// user configured is not a probe: a transient failure of it stops the chain (the call
+    /// is retried) instead of falling through to another identity.
+    probe: bool,
+}
+
+#[derive(Clone)]
 enum Kind {
     Static(Credentials),
     AssumeRole {
@@ -175,8 +282,8 @@ enum Kind {
     Oidc(OidcConfig),
     Ecs(EcsConfig),
     Uri(String),
-    /// Candidates in chain order; `Err` holds why a candidate could not even be built.
-    Chain(Vec<(String, Result<CredentialsProvider, CredentialsError>)>),
+    /// Candidates in chain order.
+    Chain(Vec<Candidate>),
 }
 
 #[derive(Default)]
@@ -194,6 +301,7 @@ struct Inner {
     name: String,
     kind: Kind,
     http: reqwest::Client,
+    clock: Clock,
     cache: tokio::sync::Mutex<Cache>,
 }
 
@@ -211,25 +319,66 @@ impl std::fmt::Debug for CredentialsProvider {
     }
 }
 
-fn http_client(connect: Duration, read: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// `proxy`: whether the `HTTP(S)_PROXY` variables apply (never to the instance metadata
+/// service, which only the instance itself can reach).
+fn http_client(connect: Duration, read: Duration, proxy: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
         .connect_timeout(connect)
-        .timeout(connect + read)
-        .build()
+        .timeout(connect + read);
+    if !proxy {
+        b = b.no_proxy();
+    }
+    b.build()
         .expect("a reqwest client with timeouts always builds")
 }
 
 impl CredentialsProvider {
     fn new(name: impl Into<String>, kind: Kind) -> Self {
+        // The SDKs' timeouts: 1 s + 1 s for the metadata service, 5 s + 10 s otherwise.
         let http = match &kind {
-            Kind::Ecs(_) => http_client(Duration::from_secs(1), Duration::from_secs(1)),
-            _ => http_client(Duration::from_secs(5), Duration::from_secs(10)),
+            Kind::Ecs(_) => http_client(Duration::from_secs(1), Duration::from_secs(1), false),
+            _ => http_client(Duration::from_secs(5), Duration::from_secs(10), true),
         };
         CredentialsProvider {
             inner: Arc::new(Inner {
                 name: name.into(),
                 kind,
                 http,
+                clock: Clock::system(),
+                cache: tokio::sync::Mutex::new(Cache::default()),
+            }),
+        }
+    }
+
+    /// The same source judging staleness by `clock` (and so do the sources it is made of:
+    /// chain candidates, the source credentials of a role assumption). The copy starts with
+    /// an empty cache.
+    pub fn with_clock(&self, clock: Clock) -> Self {
+        let kind = match &self.inner.kind {
+            Kind::AssumeRole { source, config } => Kind::AssumeRole {
+                source: source.with_clock(clock.clone()),
+                config: config.clone(),
+            },
+            Kind::Chain(candidates) => Kind::Chain(
+                candidates
+                    .iter()
+                    .map(|c| Candidate {
+                        provider: match &c.provider {
+                            Ok(p) => Ok(p.with_clock(clock.clone())),
+                            Err(e) => Err(e.clone()),
+                        },
+                        ..c.clone()
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        };
+        CredentialsProvider {
+            inner: Arc::new(Inner {
+                name: self.inner.name.clone(),
+                kind,
+                http: self.inner.http.clone(),
+                clock,
                 cache: tokio::sync::Mutex::new(Cache::default()),
             }),
         }
@@ -310,7 +459,11 @@ impl CredentialsProvider {
                 "ALIBABA_CLOUD_ACCESS_KEY_ID or ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set",
             )),
         };
-        candidates.push(("env".to_string(), env));
+        candidates.push(Candidate {
+            name: "env".into(),
+            provider: env,
+            probe: false,
+        });
 
         // 2. OIDC, only when all three variables are set.
         if let (Some(role), Some(provider), Some(file)) = (
@@ -329,7 +482,11 @@ impl CredentialsProvider {
                 policy: None,
                 sts_endpoint: Some(config.sts_endpoint(None, false)),
             });
-            candidates.push(("oidc".to_string(), Ok(p)));
+            candidates.push(Candidate {
+                name: "oidc".into(),
+                provider: Ok(p),
+                probe: false,
+            });
         }
 
         // 3. aliyun CLI profile.
@@ -338,7 +495,11 @@ impl CredentialsProvider {
                 Some(home) => cli_profile(&config, &home.join(".aliyun").join("config.json")),
                 None => Err(perr("cli_profile", "no home directory")),
             };
-            candidates.push(("cli_profile".to_string(), c));
+            candidates.push(Candidate {
+                name: "cli_profile".into(),
+                provider: c,
+                probe: false,
+            });
         }
 
         // 4. INI file.
@@ -355,7 +516,11 @@ impl CredentialsProvider {
             Some(path) => ini_profile(&config, &path),
             None => Err(perr("ini", "no home directory")),
         };
-        candidates.push(("ini".to_string(), ini));
+        candidates.push(Candidate {
+            name: "ini".into(),
+            provider: ini,
+            probe: false,
+        });
 
         // 5. ECS metadata.
         if !config.flag("ALIBABA_CLOUD_ECS_METADATA_DISABLED") {
@@ -364,12 +529,20 @@ impl CredentialsProvider {
                 role_name: config.var("ALIBABA_CLOUD_ECS_METADATA").map(str::to_string),
                 imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
             });
-            candidates.push(("ecs_ram_role".to_string(), Ok(p)));
+            candidates.push(Candidate {
+                name: "ecs_ram_role".into(),
+                provider: Ok(p),
+                probe: config.var("ALIBABA_CLOUD_ECS_METADATA").is_none(),
+            });
         }
 
         // 6. Credentials URI.
         if let Some(uri) = config.var("ALIBABA_CLOUD_CREDENTIALS_URI") {
-            candidates.push(("credentials_uri".to_string(), Ok(Self::uri(uri))));
+            candidates.push(Candidate {
+                name: "credentials_uri".into(),
+                provider: Ok(Self::uri(uri)),
+                probe: false,
+            });
         }
 
         Self::new("default_chain", Kind::Chain(candidates))
@@ -392,38 +565,57 @@ impl CredentialsProvider {
         }
     }
 
+    /// The first candidate that yields credentials, remembered (sticky). A configured
+    /// source failing transiently ends the walk with that (transient) error, so the call
+    /// is retried rather than made as another identity.
     async fn resolve_chain(
         &self,
-        candidates: &[(String, Result<CredentialsProvider, CredentialsError>)],
+        candidates: &[Candidate],
     ) -> Result<Credentials, CredentialsError> {
         let chosen = self.inner.cache.lock().await.chosen;
         if let Some(i) = chosen {
             let p = candidates[i]
-                .1
+                .provider
                 .as_ref()
                 .expect("only a built candidate is chosen");
             return Box::pin(p.credentials()).await;
         }
         let mut reasons = Vec::new();
-        for (i, (name, candidate)) in candidates.iter().enumerate() {
-            match candidate {
-                Err(e) => reasons.push(e.to_string()),
+        for (i, candidate) in candidates.iter().enumerate() {
+            let failure = match &candidate.provider {
+                Err(e) => e.clone(),
                 Ok(p) => match Box::pin(p.credentials()).await {
                     Ok(c) => {
-                        tracing::debug!(source = %c.source, candidate = %name, "credentials source chosen");
+                        tracing::debug!(
+                            source = %c.source,
+                            candidate = %candidate.name,
+                            access_key_id = %c.access_key_id,
+                            temporary = c.security_token.is_some(),
+                            "credentials source chosen"
+                        );
                         self.inner.cache.lock().await.chosen = Some(i);
                         return Ok(c);
                     }
-                    Err(e) => reasons.push(e.to_string()),
+                    Err(e) if e.is_transient() && !candidate.probe => {
+                        tracing::debug!(
+                            candidate = %candidate.name,
+                            reason = %e,
+                            "credentials source failed for now; not falling through"
+                        );
+                        return Err(e);
+                    }
+                    Err(e) => e,
                 },
-            }
+            };
+            tracing::debug!(candidate = %candidate.name, reason = %failure, "credentials source skipped");
+            reasons.push(failure.to_string());
         }
         Err(CredentialsError::Chain(reasons))
     }
 
     async fn refreshing(&self, policy: StalePolicy) -> Result<Credentials, CredentialsError> {
         let mut cache = self.inner.cache.lock().await;
-        let now = Utc::now();
+        let now = self.inner.clock.now();
         if let Some(value) = &cache.value {
             if cache.stale_at.is_some_and(|s| now < s) {
                 return Ok(value.clone());
@@ -438,7 +630,12 @@ impl CredentialsProvider {
                 cache.failures = 0;
                 cache.next_attempt = None;
                 cache.value = Some(c.clone());
-                tracing::debug!(source = %c.source, expiration = ?c.expiration, "credentials refreshed");
+                tracing::debug!(
+                    source = %c.source,
+                    access_key_id = %c.access_key_id,
+                    expiration = ?c.expiration,
+                    "credentials refreshed"
+                );
                 Ok(c)
             }
             Err(e) => match (cache.value.clone(), policy) {
@@ -508,7 +705,8 @@ fn session_name(given: &Option<String>) -> String {
 }
 
 /// One STS call from a credentials provider: POST, all parameters in the query, signed V1
-/// when `signer` is given (AssumeRole), unsigned otherwise (AssumeRoleWithOIDC).
+/// when `signer` is given (AssumeRole), unsigned otherwise (AssumeRoleWithOIDC). `secrets`
+/// are more strings no error message may carry (the OIDC token).
 async fn sts_call(
     http: &reqwest::Client,
     endpoint: &str,
@@ -516,33 +714,44 @@ async fn sts_call(
     params: BTreeMap<String, String>,
     signer: Option<&Credentials>,
     provider: &str,
+    secrets: &[&str],
 ) -> Result<AssumeRoleResponse, CredentialsError> {
-    let query =
-        super::client::signed_query(STS_VERSION, action, params, signer, None, Utc::now(), None);
-    let url = format!("{}/?{}", endpoint.trim_end_matches('/'), query);
+    let endpoint = super::client::endpoint_url(endpoint);
+    let (query, signature) =
+        super::client::sign_query(STS_VERSION, action, params, signer, None, Utc::now(), None);
+    let url = format!("{endpoint}/?{query}");
     let resp = http
         .post(url)
         .header("x-acs-action", action)
         .header("x-acs-version", STS_VERSION)
+        .header(reqwest::header::CONTENT_LENGTH, "0")
         .send()
         .await
-        .map_err(|e| perr(provider, format!("{action}: {}", e.without_url())))?;
+        .map_err(|e| transport_err(provider, action, e))?;
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp
         .bytes()
         .await
-        .map_err(|e| perr(provider, format!("{action}: {}", e.without_url())))?;
+        .map_err(|e| transport_err(provider, action, e))?;
     if !status.is_success() {
-        let mut redact: Vec<&str> = Vec::new();
+        let mut redact: Vec<&str> = secrets.to_vec();
         if let Some(c) = signer {
             redact.push(c.access_key_secret.expose());
             if let Some(t) = &c.security_token {
                 redact.push(t.expose());
             }
         }
+        if let Some(s) = &signature {
+            redact.push(s);
+        }
         let e = super::client::api_error(action, status.as_u16(), &headers, &body, &redact);
-        return Err(perr(provider, e.to_string()));
+        let transient = e.is_retryable();
+        return Err(CredentialsError::Provider {
+            provider: provider.to_string(),
+            message: e.to_string(),
+            transient,
+        });
     }
     let answer: AssumeRoleResponse = serde_json::from_slice(&body).map_err(|e| {
         perr(
@@ -555,6 +764,16 @@ async fn sts_call(
         return Err(perr(provider, format!("{action}: incomplete Credentials")));
     }
     Ok(answer)
+}
+
+/// A request that got no answer: transient (the client retries), and never with its URL
+/// (the query carries the signature and the tokens).
+fn transport_err(provider: &str, action: &str, e: reqwest::Error) -> CredentialsError {
+    if e.is_builder() {
+        perr(provider, format!("{action}: {}", e.without_url()))
+    } else {
+        terr(provider, format!("{action}: {}", e.without_url()))
+    }
 }
 
 fn sts_credentials(
@@ -577,7 +796,7 @@ async fn assume_role(
     config: &RoleArnConfig,
     provider: &str,
 ) -> Result<Credentials, CredentialsError> {
-    let duration = config.duration_seconds.unwrap_or(3600);
+    let duration = config.duration_seconds.filter(|d| *d > 0).unwrap_or(3600);
     if duration < 900 {
         return Err(perr(provider, "DurationSeconds must be at least 900"));
     }
@@ -598,7 +817,7 @@ async fn assume_role(
         .sts_endpoint
         .as_deref()
         .unwrap_or(DEFAULT_STS_ENDPOINT);
-    let answer = sts_call(http, endpoint, "AssumeRole", p, Some(source), provider).await?;
+    let answer = sts_call(http, endpoint, "AssumeRole", p, Some(source), provider, &[]).await?;
     sts_credentials(answer, provider)
 }
 
@@ -618,7 +837,7 @@ async fn assume_role_with_oidc(
                 ),
             )
         })?;
-    let duration = config.duration_seconds.unwrap_or(3600);
+    let duration = config.duration_seconds.filter(|d| *d > 0).unwrap_or(3600);
     if duration < 900 {
         return Err(perr(NAME, "DurationSeconds must be at least 900"));
     }
@@ -638,7 +857,16 @@ async fn assume_role_with_oidc(
         .sts_endpoint
         .as_deref()
         .unwrap_or(DEFAULT_STS_ENDPOINT);
-    let answer = sts_call(http, endpoint, "AssumeRoleWithOIDC", p, None, NAME).await?;
+    let answer = sts_call(
+        http,
+        endpoint,
+        "AssumeRoleWithOIDC",
+        p,
+        None,
+        NAME,
+        &[token.trim()],
+    )
+    .await?;
     sts_credentials(answer, NAME)
 }
 
@@ -683,24 +911,42 @@ fn served(provider: &str, body: &[u8]) -> Result<Credentials, CredentialsError> 
 const ECS_TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
 const ECS_TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
 
-async fn ecs_get(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-) -> Result<Vec<u8>, String> {
-    let mut req = http.get(url);
-    if let Some(t) = token {
-        req = req.header(ECS_TOKEN_HEADER, t);
+/// Why a metadata / URI request failed, and whether another try may succeed (no answer, or
+/// a 5xx / 429) or not (any other status).
+struct Fail {
+    message: String,
+    transient: bool,
+}
+
+impl Fail {
+    fn into_error(self, provider: &str, what: &str) -> CredentialsError {
+        let message = format!("{what}: {}", self.message);
+        if self.transient {
+            terr(provider, message)
+        } else {
+            perr(provider, message)
+        }
     }
-    let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
+}
+
+fn no_answer(e: reqwest::Error) -> Fail {
+    Fail {
+        transient: !e.is_builder(),
+        message: e.without_url().to_string(),
+    }
+}
+
+/// Send `req`; the body of a 2xx answer.
+async fn fetch_body(req: reqwest::RequestBuilder) -> Result<Vec<u8>, Fail> {
+    let resp = req.send().await.map_err(no_answer)?;
     let status = resp.status();
     if !status.is_success() {
-        return Err(format!("HTTP {status}"));
+        return Err(Fail {
+            message: format!("HTTP {status}"),
+            transient: status.is_server_error() || status.as_u16() == 429,
+        });
     }
-    resp.bytes()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| e.without_url().to_string())
+    resp.bytes().await.map(|b| b.to_vec()).map_err(no_answer)
 }
 
 /// GET with the token; on failure once more without it, unless IMDSv1 is disabled.
@@ -709,12 +955,16 @@ async fn ecs_get_with_fallback(
     url: &str,
     token: Option<&str>,
     imdsv1_disabled: bool,
-) -> Result<Vec<u8>, String> {
-    match ecs_get(http, url, token).await {
+) -> Result<Vec<u8>, Fail> {
+    let mut req = http.get(url);
+    if let Some(t) = token {
+        req = req.header(ECS_TOKEN_HEADER, t);
+    }
+    match fetch_body(req).await {
         Ok(b) => Ok(b),
         Err(e) if token.is_some() && !imdsv1_disabled => {
-            tracing::debug!(error = %e, "metadata request with token failed; retrying without (IMDSv1)");
-            ecs_get(http, url, None).await
+            tracing::debug!(error = %e.message, "metadata request with token failed; retrying without (IMDSv1)");
+            fetch_body(http.get(url)).await
         }
         Err(e) => Err(e),
     }
@@ -725,34 +975,24 @@ async fn ecs_fetch(
     config: &EcsConfig,
 ) -> Result<Credentials, CredentialsError> {
     const NAME: &str = "ecs_ram_role";
-    let base = config
-        .endpoint
-        .as_deref()
-        .unwrap_or(DEFAULT_ECS_METADATA_ENDPOINT)
-        .trim_end_matches('/');
-    let token = async {
-        let resp = http
-            .put(format!("{base}/latest/api/token"))
-            .header(ECS_TOKEN_TTL_HEADER, "21600")
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
-        if !resp.status().is_success() {
-            return Err(format!("HTTP {}", resp.status()));
-        }
-        resp.text().await.map_err(|e| e.without_url().to_string())
-    }
+    let base = super::client::endpoint_url(
+        config
+            .endpoint
+            .as_deref()
+            .unwrap_or(DEFAULT_ECS_METADATA_ENDPOINT),
+    );
+    let token = fetch_body(
+        http.put(format!("{base}/latest/api/token"))
+            .header(ECS_TOKEN_TTL_HEADER, "21600"),
+    )
     .await;
     let token = match token {
-        Ok(t) => Some(t.trim().to_string()),
+        Ok(t) => Some(String::from_utf8_lossy(&t).trim().to_string()),
         Err(e) if config.imdsv1_disabled => {
-            return Err(perr(
-                NAME,
-                format!("cannot get the metadata token (IMDSv1 is disabled): {e}"),
-            ));
+            return Err(e.into_error(NAME, "cannot get the metadata token (IMDSv1 is disabled)"));
         }
         Err(e) => {
-            tracing::debug!(error = %e, "no metadata token; using IMDSv1");
+            tracing::debug!(error = %e.message, "no metadata token; using IMDSv1");
             None
         }
     };
@@ -763,7 +1003,7 @@ async fn ecs_fetch(
             let body =
                 ecs_get_with_fallback(http, &prefix, token.as_deref(), config.imdsv1_disabled)
                     .await
-                    .map_err(|e| perr(NAME, format!("cannot read the instance role name: {e}")))?;
+                    .map_err(|e| e.into_error(NAME, "cannot read the instance role name"))?;
             let text = String::from_utf8_lossy(&body);
             let role = text.lines().next().unwrap_or("").trim().to_string();
             if role.is_empty() {
@@ -779,12 +1019,7 @@ async fn ecs_fetch(
         config.imdsv1_disabled,
     )
     .await
-    .map_err(|e| {
-        perr(
-            NAME,
-            format!("cannot read the credentials of role {role}: {e}"),
-        )
-    })?;
+    .map_err(|e| e.into_error(NAME, &format!("cannot read the credentials of role {role}")))?;
     served(NAME, &body)
 }
 
@@ -795,34 +1030,24 @@ async fn uri_fetch(http: &reqwest::Client, url: &str) -> Result<Credentials, Cre
     } else {
         format!("http://{url}")
     };
-    let resp = http
-        .get(&url)
-        .send()
+    let body = fetch_body(http.get(&url))
         .await
-        .map_err(|e| perr(NAME, e.without_url().to_string()))?;
-    if resp.status() != reqwest::StatusCode::OK {
-        return Err(perr(NAME, format!("HTTP {}", resp.status())));
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| perr(NAME, e.without_url().to_string()))?;
+        .map_err(|e| e.into_error(NAME, "cannot read the credentials service"))?;
     served(NAME, &body)
 }
 
 // ---------------------------------------------------------------------------------------
 // Profile files
 
-#[derive(Deserialize)]
 struct CliConfig {
-    #[serde(default)]
     current: String,
-    #[serde(default)]
     profiles: Vec<CliProfile>,
 }
 
-#[derive(Deserialize, Default, Clone)]
-#[serde(default)]
+/// One profile of `~/.aliyun/config.json`. Read field by field and leniently: the aliyun CLI
+/// writes every key of every mode (`"expired_seconds": 0`, `"verified": ""`, ...), and a
+/// key of an unexpected type must not make the whole file unreadable.
+#[derive(Default, Clone)]
 struct CliProfile {
     name: String,
     mode: String,
@@ -831,6 +1056,7 @@ struct CliProfile {
     sts_token: Secret,
     ram_role_arn: String,
     ram_session_name: String,
+    /// `None` when absent or 0 (the CLI's "not set").
     expired_seconds: Option<u32>,
     policy: String,
     external_id: String,
@@ -843,6 +1069,54 @@ struct CliProfile {
     source_profile: String,
 }
 
+impl CliConfig {
+    fn from_json(v: &serde_json::Value) -> CliConfig {
+        CliConfig {
+            current: text_field(v, "current"),
+            profiles: v
+                .get("profiles")
+                .and_then(serde_json::Value::as_array)
+                .map(|a| a.iter().map(CliProfile::from_json).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl CliProfile {
+    fn from_json(v: &serde_json::Value) -> CliProfile {
+        let t = |k: &str| text_field(v, k);
+        CliProfile {
+            name: t("name"),
+            mode: t("mode"),
+            access_key_id: t("access_key_id"),
+            access_key_secret: Secret::new(t("access_key_secret")),
+            sts_token: Secret::new(t("sts_token")),
+            ram_role_arn: t("ram_role_arn"),
+            ram_session_name: t("ram_session_name"),
+            expired_seconds: t("expired_seconds").parse::<u32>().ok().filter(|n| *n > 0),
+            policy: t("policy"),
+            external_id: t("external_id"),
+            sts_region: t("sts_region"),
+            enable_vpc: t("enable_vpc").eq_ignore_ascii_case("true"),
+            ram_role_name: t("ram_role_name"),
+            oidc_provider_arn: t("oidc_provider_arn"),
+            oidc_token_file: t("oidc_token_file"),
+            role_session_name: t("role_session_name"),
+            source_profile: t("source_profile"),
+        }
+    }
+}
+
+/// A string, number or boolean field as text; anything else (absent, null, object) is "".
+fn text_field(v: &serde_json::Value, key: &str) -> String {
+    match v.get(key) {
+        Some(serde_json::Value::String(s)) => s.trim().to_string(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(serde_json::Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
@@ -851,8 +1125,9 @@ fn cli_profile(config: &ChainConfig, path: &Path) -> Result<CredentialsProvider,
     const NAME: &str = "cli_profile";
     let text = std::fs::read_to_string(path)
         .map_err(|e| perr(NAME, format!("unable to open {}: {e}", path.display())))?;
-    let file: CliConfig = serde_json::from_str(&text)
+    let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| perr(NAME, format!("{} is not valid JSON: {e}", path.display())))?;
+    let file = CliConfig::from_json(&json);
     let wanted = config
         .var("ALIBABA_CLOUD_PROFILE")
         .map(str::to_string)
@@ -926,11 +1201,14 @@ fn cli_profile_named(
             let src = cli_profile_named(config, file, &src_name, path, depth + 1)?;
             Ok(CredentialsProvider::assume_role(src, role_config(p)?))
         }
-        "EcsRamRole" => Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
-            endpoint: config.ecs_metadata_endpoint.clone(),
-            role_name: non_empty(&p.ram_role_name),
-            imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
-        })),
+        "EcsRamRole" => {
+            config.ecs_allowed(NAME)?;
+            Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
+                endpoint: config.ecs_metadata_endpoint.clone(),
+                role_name: non_empty(&p.ram_role_name),
+                imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+            }))
+        }
         "OIDC" => Ok(CredentialsProvider::oidc(OidcConfig {
             role_arn: need(&p.ram_role_arn, "ram_role_arn")?,
             oidc_provider_arn: need(&p.oidc_provider_arn, "oidc_provider_arn")?,
@@ -1021,11 +1299,14 @@ fn ini_profile(config: &ChainConfig, path: &Path) -> Result<CredentialsProvider,
             policy: get("policy"),
             sts_endpoint: Some(config.sts_endpoint(None, false)),
         })),
-        "ecs_ram_role" => Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
-            endpoint: config.ecs_metadata_endpoint.clone(),
-            role_name: get("role_name"),
-            imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
-        })),
+        "ecs_ram_role" => {
+            config.ecs_allowed(NAME)?;
+            Ok(CredentialsProvider::ecs_ram_role(EcsConfig {
+                endpoint: config.ecs_metadata_endpoint.clone(),
+                role_name: get("role_name"),
+                imdsv1_disabled: config.flag("ALIBABA_CLOUD_IMDSV1_DISABLED"),
+            }))
+        }
         other => Err(perr(
             NAME,
             format!("section [{wanted}]: unsupported type {other:?}"),
@@ -1089,6 +1370,217 @@ mod tests {
         );
         c.sts_endpoint = Some("http://127.0.0.1:1".into());
         assert_eq!(c.sts_endpoint(None, false), "http://127.0.0.1:1");
+    }
+
+    /// A home directory with the two profile files, and the env vars of a test chain
+    /// (ECS off, so nothing ever reaches 100.100.100.200).
+    struct Home {
+        dir: tempfile::TempDir,
+        vars: BTreeMap<String, String>,
+    }
+
+    impl Home {
+        fn new() -> Home {
+            let dir = tempfile::tempdir().unwrap();
+            let mut vars = BTreeMap::new();
+            vars.insert("ALIBABA_CLOUD_ECS_METADATA_DISABLED".into(), "true".into());
+            Home { dir, vars }
+        }
+        fn var(mut self, k: &str, v: &str) -> Home {
+            self.vars.insert(k.into(), v.into());
+            self
+        }
+        fn cli(self, json: &str) -> Home {
+            let d = self.dir.path().join(".aliyun");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("config.json"), json).unwrap();
+            self
+        }
+        fn ini(self, text: &str) -> Home {
+            let d = self.dir.path().join(".alibabacloud");
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("credentials.ini"), text).unwrap();
+            self
+        }
+        fn chain(&self) -> CredentialsProvider {
+            CredentialsProvider::default_chain(ChainConfig {
+                vars: self.vars.clone(),
+                home: Some(self.dir.path().to_path_buf()),
+                ..ChainConfig::default()
+            })
+        }
+        async fn resolve(&self) -> Result<Credentials, CredentialsError> {
+            self.chain().credentials().await
+        }
+    }
+
+    /// What `aliyun configure` writes: every key of every mode, `expired_seconds: 0`.
+    const CLI_FILE: &str = r#"{
+        "current": "dev",
+        "profiles": [
+            {"name": "default", "mode": "AK", "access_key_id": "cli-ak", "access_key_secret": "cli-ak-secret",
+             "sts_token": "", "ram_role_name": "", "ram_role_arn": "", "ram_session_name": "",
+             "private_key": "", "key_pair_name": "", "expired_seconds": 0, "verified": "",
+             "region_id": "cn-hangzhou", "output_format": "json", "language": "en", "site": "",
+             "retry_timeout": 0, "connect_timeout": 0, "retry_count": 0, "process_command": ""},
+            {"name": "dev", "mode": "StsToken", "access_key_id": "cli-sts", "access_key_secret": "cli-sts-secret",
+             "sts_token": "cli-sts-token", "expired_seconds": 0, "enable_vpc": "false", "region_id": 7},
+            {"name": "weird", "mode": "CloudSSO"}
+        ],
+        "meta_path": ""
+    }"#;
+
+    const INI_FILE: &str = "[default]\ntype = access_key   # static\naccess_key_id = ini-ak\naccess_key_secret = ini-secret\n\n[other]\ntype = access_key\naccess_key_id = ini-other\naccess_key_secret = ini-other-secret\n";
+
+    #[tokio::test]
+    async fn the_chain_tries_env_then_cli_profile_then_ini_in_that_order() {
+        let all = || {
+            Home::new()
+                .cli(CLI_FILE)
+                .ini(INI_FILE)
+                .var("ALIBABA_CLOUD_ACCESS_KEY_ID", "env-ak")
+                .var("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret")
+        };
+        // 1. env wins, with its STS token when there is one.
+        let c = all().resolve().await.unwrap();
+        assert_eq!(
+            (c.source.as_str(), c.access_key_id.as_str()),
+            ("env", "env-ak")
+        );
+        assert!(c.security_token.is_none());
+        let c = all()
+            .var("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token")
+            .resolve()
+            .await
+            .unwrap();
+        assert_eq!(c.security_token.as_ref().unwrap().expose(), "env-token");
+        // An empty secret makes env fail, and the chain moves on: the CLI file's `current`.
+        let c = all()
+            .var("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "")
+            .resolve()
+            .await
+            .unwrap();
+        assert_eq!(c.source, "cli_profile/StsToken");
+        assert_eq!(c.access_key_id, "cli-sts");
+        assert_eq!(c.security_token.as_ref().unwrap().expose(), "cli-sts-token");
+        // ALIBABA_CLOUD_PROFILE picks the CLI profile...
+        let c = Home::new()
+            .cli(CLI_FILE)
+            .ini(INI_FILE)
+            .var("ALIBABA_CLOUD_PROFILE", "default")
+            .resolve()
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.source.as_str(), c.access_key_id.as_str()),
+            ("cli_profile/AK", "cli-ak")
+        );
+        // ... and the INI section once the CLI file is disabled.
+        let c = Home::new()
+            .cli(CLI_FILE)
+            .ini(INI_FILE)
+            .var("ALIBABA_CLOUD_PROFILE", "other")
+            .var("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true")
+            .resolve()
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.source.as_str(), c.access_key_id.as_str()),
+            ("ini/access_key", "ini-other")
+        );
+        // 4. INI when there is no CLI file.
+        let c = Home::new().ini(INI_FILE).resolve().await.unwrap();
+        assert_eq!(
+            (c.source.as_str(), c.access_key_id.as_str()),
+            ("ini/access_key", "ini-ak")
+        );
+        // ALIBABA_CLOUD_CREDENTIALS_FILE points anywhere.
+        let other = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(other.path(), INI_FILE.replace("ini-ak", "moved-ak")).unwrap();
+        let c = Home::new()
+            .var(
+                "ALIBABA_CLOUD_CREDENTIALS_FILE",
+                other.path().to_str().unwrap(),
+            )
+            .resolve()
+            .await
+            .unwrap();
+        assert_eq!(c.access_key_id, "moved-ak");
+    }
+
+    #[tokio::test]
+    async fn a_failed_chain_names_every_source_and_no_secret() {
+        let h = Home::new()
+            .cli(CLI_FILE)
+            .var("ALIBABA_CLOUD_PROFILE", "weird");
+        let e = h.resolve().await.unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"), "{text}");
+        assert!(
+            text.contains("unsupported profile mode \"CloudSSO\""),
+            "{text}"
+        );
+        assert!(text.contains("credentials.ini"), "{text}");
+        assert!(!e.is_transient());
+        for secret in ["cli-ak-secret", "cli-sts-secret", "cli-sts-token"] {
+            assert!(!text.contains(secret) && !format!("{e:?}").contains(secret));
+        }
+        // A profile lacking its keys says which key.
+        let h = Home::new()
+            .cli(r#"{"current":"x","profiles":[{"name":"x","mode":"AK","access_key_id":"id"}]}"#);
+        let text = h.resolve().await.unwrap_err().to_string();
+        assert!(text.contains("lacks access_key_secret"), "{text}");
+        let h = Home::new().cli("{not json");
+        let text = h.resolve().await.unwrap_err().to_string();
+        assert!(text.contains("is not valid JSON"), "{text}");
+    }
+
+    #[test]
+    fn cli_profiles_are_read_leniently() {
+        let v: serde_json::Value = serde_json::from_str(CLI_FILE).unwrap();
+        let f = CliConfig::from_json(&v);
+        assert_eq!(f.current, "dev");
+        assert_eq!(f.profiles.len(), 3);
+        assert_eq!(f.profiles[0].expired_seconds, None, "0 means not set");
+        assert!(!f.profiles[1].enable_vpc);
+        let p = CliProfile::from_json(
+            &serde_json::json!({"expired_seconds": "1800", "enable_vpc": true}),
+        );
+        assert_eq!(p.expired_seconds, Some(1800));
+        assert!(p.enable_vpc);
+    }
+
+    #[test]
+    fn chain_config_debug_names_variables_but_hides_their_values() {
+        let c = ChainConfig {
+            vars: BTreeMap::from([
+                (
+                    "ALIBABA_CLOUD_ACCESS_KEY_ID".to_string(),
+                    "LTAIvisible".to_string(),
+                ),
+                (
+                    "ALIBABA_CLOUD_ACCESS_KEY_SECRET".to_string(),
+                    "hidden-secret-1".to_string(),
+                ),
+                (
+                    "ALIBABA_CLOUD_SECURITY_TOKEN".to_string(),
+                    "hidden-token-1".to_string(),
+                ),
+            ]),
+            ..ChainConfig::default()
+        };
+        let d = format!("{c:?} {c:#?}");
+        assert!(d.contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), "{d}");
+        assert!(
+            !d.contains("hidden-secret-1") && !d.contains("hidden-token-1"),
+            "{d}"
+        );
+        let p = CredentialsProvider::default_chain(c);
+        let d = format!("{p:?}");
+        assert!(
+            !d.contains("hidden-secret-1") && !d.contains("hidden-token-1"),
+            "{d}"
+        );
     }
 
     #[test]

@@ -109,7 +109,8 @@ impl ApiError {
     }
 
     /// Worth another attempt: throttling, `ServiceUnavailable`, `InternalError`,
-    /// `UnknownError`, any HTTP 5xx. Validation, permission and not-found errors never are.
+    /// `UnknownError`, any HTTP 5xx. Validation, permission, not-found, conflict and
+    /// signature errors never are (the same request would fail the same way).
     pub fn is_retryable(&self) -> bool {
         self.is_throttling()
             || matches!(
@@ -117,6 +118,23 @@ impl ApiError {
                 "ServiceUnavailable" | "InternalError" | "UnknownError"
             )
             || self.status >= 500
+    }
+
+    /// What the user should check, for errors whose `Message` does not say it plainly.
+    pub fn hint(&self) -> Option<&'static str> {
+        if self.code == "SignatureDoesNotMatch" || self.code == "InvalidAccessKeySecret" {
+            Some(
+                "the AccessKey secret does not match the AccessKey ID (check the credentials source)",
+            )
+        } else if self.code.starts_with("InvalidAccessKeyId") {
+            Some(
+                "the AccessKey ID is unknown or the STS token expired (check the credentials source)",
+            )
+        } else if self.code.starts_with("InvalidSecurityToken") {
+            Some("the STS security token is invalid or expired (check the credentials source)")
+        } else {
+            None
+        }
     }
 }
 
@@ -129,16 +147,8 @@ impl fmt::Display for ApiError {
         if !self.request_id.is_empty() {
             write!(f, " (RequestId {})", self.request_id)?;
         }
-        if self.code == "SignatureDoesNotMatch" || self.code == "InvalidAccessKeySecret" {
-            write!(
-                f,
-                "; the AccessKey secret does not match the AccessKey ID (check the credentials source)"
-            )?;
-        } else if self.code.starts_with("InvalidAccessKeyId") {
-            write!(
-                f,
-                "; the AccessKey ID is unknown or the STS token expired (check the credentials source)"
-            )?;
+        if let Some(hint) = self.hint() {
+            write!(f, "; {hint}")?;
         }
         Ok(())
     }
@@ -161,9 +171,18 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
-    /// No answer within the request timeout (after retries).
-    #[error("{action}: no answer within {after:?}")]
-    Timeout { action: String, after: Duration },
+    /// No connection within the connect timeout, or no answer within the request timeout
+    /// (after retries).
+    #[error(
+        "{action}: {} within {after:?}",
+        if *connecting { "could not connect" } else { "no answer" }
+    )]
+    Timeout {
+        action: String,
+        after: Duration,
+        /// The connection was never made (connect timeout).
+        connecting: bool,
+    },
     /// A 2xx answer whose body is not the JSON we expect.
     #[error("{action}: cannot decode the answer (RequestId {request_id}): {source}")]
     Decode {
@@ -182,6 +201,10 @@ pub enum Error {
     /// A misconfigured endpoint or similar local problem.
     #[error("{action}: {message}")]
     Config { action: String, message: String },
+    /// A paginated list did not advance (the service handed back a `Marker` / `NextToken`
+    /// already seen): stopping is safer than looping or returning a partial list.
+    #[error("{action}: pagination did not advance (token {token:?} came back twice)")]
+    Pagination { action: String, token: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -217,7 +240,8 @@ impl Error {
             | Error::Timeout { action, .. }
             | Error::Decode { action, .. }
             | Error::Credentials { action, .. }
-            | Error::Config { action, .. } => action,
+            | Error::Config { action, .. }
+            | Error::Pagination { action, .. } => action,
         }
     }
 
@@ -241,12 +265,15 @@ impl Error {
         self.api().is_some_and(ApiError::is_permission_denied)
     }
 
-    /// Transient: throttling, 5xx, timeouts and dropped connections.
+    /// Transient: throttling, 5xx, timeouts and dropped connections, and a credential
+    /// source that failed the same way (STS throttled, metadata service unreachable).
+    /// Never: any other API error, an undecodable answer, a bad configuration.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(e) => e.is_retryable(),
             Error::Transport { .. } | Error::Timeout { .. } => true,
-            Error::Decode { .. } | Error::Credentials { .. } | Error::Config { .. } => false,
+            Error::Credentials { source, .. } => source.is_transient(),
+            Error::Decode { .. } | Error::Config { .. } | Error::Pagination { .. } => false,
         }
     }
 
@@ -256,7 +283,7 @@ impl Error {
     }
 
     /// Label for metrics (`immctl_api_calls_total{code=...}`): the API `Code`, or `Transport`,
-    /// `Timeout`, `Decode`, `Credentials`, `Config`.
+    /// `Timeout`, `Decode`, `Credentials`, `Config`, `Pagination`.
     pub fn metric_label(&self) -> &str {
         match self {
             Error::Api(e) => &e.code,
@@ -265,6 +292,7 @@ impl Error {
             Error::Decode { .. } => "Decode",
             Error::Credentials { .. } => "Credentials",
             Error::Config { .. } => "Config",
+            Error::Pagination { .. } => "Pagination",
         }
     }
 }
@@ -296,33 +324,63 @@ mod tests {
         );
     }
 
+    /// The retry table: what is retried and what never is, by Code (and HTTP status only
+    /// where the Code says nothing).
     #[test]
     fn classification_follows_the_code_not_the_status() {
         for (status, code) in [
             (400, "Throttling.User"),
             (400, "Throttling"),
+            (400, "Throttling.Api"),
             (400, "Rejected.Throttling"),
+            (429, "TooManyRequests"),
             (503, "ServiceUnavailable"),
             (500, "InternalError"),
+            (500, "UnknownError"),
             (502, UNKNOWN_SERVER_ERROR),
+            (504, "GatewayTimeout"),
         ] {
-            assert!(api(status, code).is_retryable(), "{code} should be retried");
+            assert!(
+                api(status, code).is_retryable(),
+                "{status} {code} should be retried"
+            );
         }
         for (status, code) in [
+            // validation
+            (400, "InvalidParameter"),
             (400, "InvalidParameter.RoleName.Length"),
+            (400, "MissingParameter"),
+            (400, "MissingRoleName"),
+            (400, "InvalidArgument"),
             (400, "MalformedPolicyDocument"),
+            (400, "LimitExceededError"),
+            // permission
             (403, "NoPermission"),
+            (403, "Forbidden.RAM"),
+            // not found
             (404, "EntityNotExist.Role"),
+            (404, "EntityNotExist.Role.Policy"),
             (404, "ResourceNotFound"),
+            // conflicts and limits
             (409, "EntityAlreadyExists.Role"),
+            (409, "EntityAlreadyExists.Role.Policy"),
             (409, "DeleteConflict.Role.Policy"),
+            (409, "LimitExceeded.Policy.Version"),
+            // signature and credentials
             (400, "SignatureDoesNotMatch"),
+            (400, "InvalidAccessKeySecret"),
+            (400, "SignatureNonceUsed"),
+            (400, "InvalidTimeStamp.Expired"),
             (404, "InvalidAccessKeyId.NotFound"),
+            (400, "InvalidSecurityToken.Expired"),
+            (400, "InvalidSecurityToken.MismatchWithAccessKey"),
+            (404, UNKNOWN_SERVER_ERROR),
         ] {
             assert!(
                 !api(status, code).is_retryable(),
-                "{code} must not be retried"
+                "{status} {code} must not be retried"
             );
+            assert!(!Error::from(api(status, code)).is_retryable());
         }
         assert!(api(404, "EntityNotExist.Role.Policy").is_not_found());
         assert!(api(404, "ResourceNotFound").is_not_found());
@@ -330,14 +388,57 @@ mod tests {
         assert!(api(404, "InvalidAccessKeyId.NotFound").is_bad_credentials());
         assert!(api(403, "NoPermission").is_permission_denied());
         assert!(api(409, "DeleteConflict.Policy.Version").is_delete_conflict());
+        assert!(api(409, "EntityAlreadyExists.Role").is_already_exists());
         let mut with_header = api(400, "Whatever");
         with_header.retry_after = Some(Duration::from_secs(1));
         assert!(with_header.is_throttling() && with_header.is_retryable());
+
+        // The failures around the API.
+        let timeout = Error::Timeout {
+            action: "GetRole".into(),
+            after: Duration::from_secs(1),
+            connecting: false,
+        };
+        assert!(timeout.is_retryable());
+        let creds = |transient| Error::Credentials {
+            action: "GetRole".into(),
+            source: CredentialsError::Provider {
+                provider: "ecs_ram_role".into(),
+                message: "m".into(),
+                transient,
+            },
+        };
+        assert!(creds(true).is_retryable());
+        assert!(!creds(false).is_retryable());
+        let chain = Error::Credentials {
+            action: "GetRole".into(),
+            source: CredentialsError::Chain(vec!["env: not set".into()]),
+        };
+        assert!(!chain.is_retryable());
+        let config = Error::Config {
+            action: "GetRole".into(),
+            message: "bad endpoint".into(),
+        };
+        assert!(!config.is_retryable());
+        let pagination = Error::Pagination {
+            action: "ListRoles".into(),
+            token: "m".into(),
+        };
+        assert!(!pagination.is_retryable());
+        let decode = Error::Decode {
+            action: "GetRole".into(),
+            request_id: "r".into(),
+            source: serde_json::from_str::<u8>("x").unwrap_err(),
+        };
+        assert!(!decode.is_retryable());
     }
 
     #[test]
     fn bad_secret_gets_a_hint() {
         let text = api(400, "SignatureDoesNotMatch").to_string();
         assert!(text.contains("AccessKey secret does not match"), "{text}");
+        let text = api(404, "InvalidAccessKeyId.NotFound").to_string();
+        assert!(text.contains("AccessKey ID is unknown"), "{text}");
+        assert_eq!(api(404, "EntityNotExist.Role").hint(), None);
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::client::{Client, Params, Product};
 use super::error::Result;
+use super::pages::Pages;
 use super::wire::*;
 
 /// CreateProject / UpdateProject parameters. `None` fields are not sent (Update: unchanged).
@@ -128,19 +129,20 @@ impl Client {
         self.imm(region, "ListProjects", p).await
     }
 
-    /// Every project of a region (full objects, tags included), 200 per page, following
-    /// `NextToken` until it is absent or empty.
-    pub async fn list_projects_all(&self, region: &str) -> Result<Vec<Project>> {
+    /// Every project of a region (full objects, tags included), `max_results` per page
+    /// (at most 200), following `NextToken` until it is absent or empty.
+    pub async fn list_projects_all(&self, region: &str, max_results: u32) -> Result<Vec<Project>> {
         let mut out = Vec::new();
+        let mut pages = Pages::new("ListProjects");
         let mut token: Option<String> = None;
         loop {
             let r = self
-                .list_projects(region, token.as_deref(), Some(200), None)
+                .list_projects(region, token.as_deref(), Some(max_results), None)
                 .await?;
             out.extend(r.projects);
-            match r.next_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
-                _ => return Ok(out),
+            match pages.next_token(r.next_token)? {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
             }
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::client::{Client, Params, Product};
 use super::error::Result;
+use super::pages::Pages;
 use super::wire::*;
 
 /// `CreateRole` parameters.
@@ -106,12 +107,6 @@ fn page_params(page: &ListPage) -> Params {
     p
 }
 
-/// `Marker` of the next page: present only while truncated (an empty marker ends the list,
-/// so a misbehaving server cannot loop us forever on the first page).
-fn next_marker(is_truncated: bool, marker: Option<String>) -> Option<String> {
-    marker.filter(|m| is_truncated && !m.is_empty())
-}
-
 impl Client {
     async fn ram<T: serde::de::DeserializeOwned>(
         &self,
@@ -134,6 +129,7 @@ impl Client {
     /// Every role (following `Marker` while `IsTruncated`), `max_items` per page.
     pub async fn list_roles_all(&self, max_items: u32) -> Result<Vec<Role>> {
         let mut out = Vec::new();
+        let mut pages = Pages::new("ListRoles");
         let mut page = ListPage {
             max_items: Some(max_items),
             ..ListPage::default()
@@ -141,7 +137,7 @@ impl Client {
         loop {
             let r = self.list_roles(&page).await?;
             out.extend(r.roles.role);
-            match next_marker(r.is_truncated, r.marker) {
+            match pages.next_marker(r.is_truncated, r.marker)? {
                 Some(m) => page.marker = Some(m),
                 None => return Ok(out),
             }
@@ -218,6 +214,7 @@ impl Client {
         max_items: u32,
     ) -> Result<Vec<Policy>> {
         let mut out = Vec::new();
+        let mut pages = Pages::new("ListPolicies");
         let mut page = ListPage {
             max_items: Some(max_items),
             ..ListPage::default()
@@ -225,7 +222,7 @@ impl Client {
         loop {
             let r = self.list_policies(&page, policy_type).await?;
             out.extend(r.policies.policy);
-            match next_marker(r.is_truncated, r.marker) {
+            match pages.next_marker(r.is_truncated, r.marker)? {
                 Some(m) => page.marker = Some(m),
                 None => return Ok(out),
             }
@@ -453,23 +450,53 @@ impl Client {
         self.ram("ListTagResources", p).await
     }
 
-    /// Every (resource, tag) row, following `NextToken` until it is absent or empty.
+    /// Every (resource, tag) row, following `NextToken` until it is absent or empty
+    /// (`resource_names` ≤50 per call).
     pub async fn list_tag_resources_all(
         &self,
         resource_type: RamResourceType,
         resource_names: &[String],
     ) -> Result<Vec<TagResource>> {
         let mut out = Vec::new();
+        let mut pages = Pages::new("ListTagResources");
         let mut token: Option<String> = None;
         loop {
             let r = self
                 .list_tag_resources(resource_type, resource_names, token.as_deref(), Some(100))
                 .await?;
             out.extend(r.tag_resources);
-            match r.next_token.filter(|t| !t.is_empty()) {
-                Some(t) if Some(&t) != token.as_ref() => token = Some(t),
-                _ => return Ok(out),
+            match pages.next_token(r.next_token)? {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
             }
         }
+    }
+}
+
+// --- the caller's own policies (preflight) ---
+
+impl Client {
+    /// Policies attached to a RAM user (not those of its groups).
+    pub async fn list_policies_for_user(
+        &self,
+        user_name: &str,
+    ) -> Result<ListPoliciesForUserResponse> {
+        self.ram("ListPoliciesForUser", params([("UserName", user_name)]))
+            .await
+    }
+
+    /// The groups a RAM user belongs to.
+    pub async fn list_groups_for_user(&self, user_name: &str) -> Result<ListGroupsForUserResponse> {
+        self.ram("ListGroupsForUser", params([("UserName", user_name)]))
+            .await
+    }
+
+    /// Policies attached to a RAM user group.
+    pub async fn list_policies_for_group(
+        &self,
+        group_name: &str,
+    ) -> Result<ListPoliciesForGroupResponse> {
+        self.ram("ListPoliciesForGroup", params([("GroupName", group_name)]))
+            .await
     }
 }

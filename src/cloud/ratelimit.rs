@@ -43,7 +43,7 @@ pub fn quota_class(action: &str) -> QuotaClass {
 }
 
 /// Quotas per second (before `scale`). Defaults are the documented RAM figures; IMM's are
-/// assumed (reads 100/s, writes 20/s) until checked. STS calls are not limited by default.
+/// assumed (reads 100/s, writes 20/s) and STS's (100/s) too, until checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateLimits {
     pub ram_read: f64,
@@ -51,7 +51,7 @@ pub struct RateLimits {
     pub ram_attach: f64,
     pub imm_read: f64,
     pub imm_write: f64,
-    /// `None`: STS calls are not limited.
+    /// Every STS action; `None`: not limited.
     pub sts: Option<f64>,
     /// Per-action quota overrides (calls per second, before `scale`).
     pub per_action: HashMap<String, f64>,
@@ -73,7 +73,7 @@ impl Default for RateLimits {
             ram_attach: 10.0,
             imm_read: 100.0,
             imm_write: 20.0,
-            sts: None,
+            sts: Some(100.0),
             per_action: HashMap::new(),
             scale: 1.0,
             headroom: 0.8,
@@ -201,7 +201,14 @@ mod tests {
         assert_eq!(l.quota(Product::Ram, "DeleteRole"), Some(20.0));
         assert_eq!(l.quota(Product::Ram, "DetachPolicyFromRole"), Some(10.0));
         assert_eq!(l.quota(Product::Imm, "UpdateProject"), Some(20.0));
-        assert_eq!(l.quota(Product::Sts, "AssumeRole"), None);
+        assert_eq!(l.quota(Product::Sts, "AssumeRole"), Some(100.0));
+        let per_action = RateLimits {
+            per_action: HashMap::from([("GetRole".to_string(), 7.0)]),
+            scale: 2.0,
+            ..RateLimits::default()
+        };
+        assert_eq!(per_action.quota(Product::Ram, "GetRole"), Some(14.0));
+        assert_eq!(per_action.quota(Product::Ram, "ListRoles"), Some(200.0));
         let scaled = RateLimits {
             scale: 10.0,
             ..RateLimits::default()

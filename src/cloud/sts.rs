@@ -49,8 +49,8 @@ impl Client {
         self.call(Product::Sts, "AssumeRole", None, p).await
     }
 
-    /// Signed here with the client's credentials like every call (the service ignores the
-    /// signature of this action; credential providers send it unsigned).
+    /// Sent unsigned, as the SDKs send it (no `AccessKeyId`, no `Signature`: the OIDC token
+    /// is the proof), so it works without any credentials.
     pub async fn assume_role_with_oidc(
         &self,
         oidc_provider_arn: &str,
@@ -69,6 +69,7 @@ impl Client {
             ..options.clone()
         };
         opts.apply(&mut p);
-        self.call(Product::Sts, "AssumeRoleWithOIDC", None, p).await
+        self.call_anonymous(Product::Sts, "AssumeRoleWithOIDC", p)
+            .await
     }
 }

@@ -687,3 +687,76 @@ mod tests {
         assert_eq!((bool_param(true), bool_param(false)), ("true", "false"));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// RAM: the caller's own policies (read by immctl's preflight)
+
+/// A group a RAM user belongs to (ListGroupsForUser's items).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UserGroup {
+    pub group_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub comments: String,
+    pub join_date: String,
+}
+
+ram_list!(
+    /// `Groups: {"Group": [...]}` of ListGroupsForUser.
+    UserGroupList, "Group", UserGroup, group);
+
+/// ListPoliciesForUser (same shape as ListPoliciesForRole).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListPoliciesForUserResponse {
+    pub request_id: String,
+    #[serde(deserialize_with = "null_default")]
+    pub policies: PolicyList,
+}
+
+/// ListPoliciesForGroup (same shape as ListPoliciesForRole).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListPoliciesForGroupResponse {
+    pub request_id: String,
+    #[serde(deserialize_with = "null_default")]
+    pub policies: PolicyList,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ListGroupsForUserResponse {
+    pub request_id: String,
+    #[serde(deserialize_with = "null_default")]
+    pub groups: UserGroupList,
+}
+
+#[cfg(test)]
+mod caller_policy_tests {
+    use super::*;
+
+    #[test]
+    fn user_and_group_lists_read_the_documented_shapes() {
+        let r: ListPoliciesForUserResponse = serde_json::from_str(
+            r#"{"RequestId":"r","Policies":{"Policy":[{"PolicyName":"AliyunIMMFullAccess",
+            "PolicyType":"System","Description":"d","DefaultVersion":"v1",
+            "AttachDate":"2026-01-01T00:00:00Z"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.policies.policy[0].policy_name, "AliyunIMMFullAccess");
+        assert_eq!(r.policies.policy[0].policy_type, "System");
+        let g: ListGroupsForUserResponse = serde_json::from_str(
+            r#"{"RequestId":"r","Groups":{"Group":[{"GroupName":"dev","GroupId":"g-1",
+            "Comments":"","JoinDate":"2026-01-01T00:00:00Z"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(g.groups.group[0].group_name, "dev");
+        let empty: ListGroupsForUserResponse =
+            serde_json::from_str(r#"{"RequestId":"r","Groups":{}}"#).unwrap();
+        assert!(empty.groups.group.is_empty());
+        let p: ListPoliciesForGroupResponse =
+            serde_json::from_str(r#"{"RequestId":"r","Policies":null}"#).unwrap();
+        assert!(p.policies.policy.is_empty());
+    }
+}

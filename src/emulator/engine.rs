@@ -126,6 +126,19 @@ pub enum Caller {
     Anonymous,
 }
 
+/// A request whose signature checked out (freshness not yet checked).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub caller: Caller,
+    pub access_key_id: String,
+    /// Signed with V3 (else V1).
+    pub v3: bool,
+    /// `Timestamp` (V1) or `x-acs-date` (V3), as sent; required by the freshness check.
+    pub timestamp: Option<String>,
+    /// `SignatureNonce` (V1) or `x-acs-signature-nonce` (V3); required likewise.
+    pub nonce: Option<String>,
+}
+
 struct Bucket {
     tokens: f64,
     last: Instant,
@@ -156,13 +169,14 @@ pub struct Ctx<'a> {
     pub region: String,
     pub source_ip: String,
     pub action: String,
-    pub product: Product,
 }
 
 pub struct Engine {
     pub state: State,
     /// The state a reset returns to.
     pub initial: State,
+    /// The configuration a reset returns to (the start-up options).
+    pub initial_config: Config,
     /// Entities created within the consistency delay: key -> when they become visible.
     pub visible_at: HashMap<String, DateTime<Utc>>,
     pub sessions: HashMap<String, Session>,
@@ -179,6 +193,7 @@ impl Engine {
     pub fn new(state: State, config: Config, state_file: Option<PathBuf>) -> Engine {
         Engine {
             initial: state.clone(),
+            initial_config: config.clone(),
             state,
             visible_at: HashMap::new(),
             sessions: HashMap::new(),
@@ -224,12 +239,24 @@ impl Engine {
         }
     }
 
-    /// Replace the whole state (PUT /_emulator/state, reset).
+    /// Replace the whole state (PUT /_emulator/state, reset). Issued STS credentials and
+    /// pending visibility delays belong to the old state and go with it.
     pub fn replace_state(&mut self, state: State) {
         self.state = state;
         self.visible_at.clear();
         self.sessions.clear();
         self.dirty = true;
+    }
+
+    /// `POST /_emulator/reset`: as if freshly started: the start state, the start-up fault
+    /// and quota settings (full buckets), no statistics. Seen nonces are kept: a replayed
+    /// request stays a replay.
+    pub fn reset(&mut self) {
+        let initial = self.initial.clone();
+        self.replace_state(initial);
+        self.config = self.initial_config.clone();
+        self.buckets.clear();
+        self.stats = Stats::default();
     }
 
     /// Count a call and decide whether a fault is injected.
@@ -294,9 +321,13 @@ impl Engine {
             .or_default() += 1;
     }
 
-    /// Authenticate, apply the quota, and run the action.
+    /// Authenticate, apply the quota, and run the action at the current time.
     pub fn process(&mut self, inc: &Incoming) -> ApiResult<Value> {
-        let now = Utc::now();
+        self.process_at(inc, Utc::now())
+    }
+
+    /// [`Engine::process`] with an injected clock (timestamps, nonces, STS expiry, dates).
+    pub fn process_at(&mut self, inc: &Incoming, now: DateTime<Utc>) -> ApiResult<Value> {
         let caller = if inc.product == Product::Sts && inc.action == "AssumeRoleWithOIDC" {
             Caller::Anonymous
         } else {
@@ -310,7 +341,6 @@ impl Engine {
             region: inc.region.clone(),
             source_ip: inc.source_ip.clone(),
             action: inc.action.clone(),
-            product: inc.product,
         };
         match inc.product {
             Product::Ram => super::ram::dispatch(self, &ctx),
@@ -321,13 +351,43 @@ impl Engine {
 
     // ------------------------------------------------------------------ authentication
 
+    /// Signature first ([`Engine::verify_signature`]), then freshness: the timestamp within
+    /// [`MAX_SKEW`] and the nonce never seen before for this key.
     fn authenticate(&mut self, inc: &Incoming, now: DateTime<Utc>) -> ApiResult<Caller> {
+        let v = self.verify_signature(inc, now)?;
+        // V3 carries them in headers; the codes are the V1 parameters' (UNCONFIRMED for V3).
+        let (ts_name, nonce_name) = if v.v3 {
+            ("x-acs-date", "x-acs-signature-nonce")
+        } else {
+            ("Timestamp", "SignatureNonce")
+        };
+        let missing = |code: &str, name: &str| {
+            ApiError::bad(code, format!("{name} is mandatory for this action."))
+        };
+        let ts = v
+            .timestamp
+            .as_deref()
+            .ok_or_else(|| missing("MissingTimestamp", ts_name))?;
+        let nonce = v
+            .nonce
+            .as_deref()
+            .ok_or_else(|| missing("MissingSignatureNonce", nonce_name))?;
+        self.check_time_and_nonce(ts, &v.access_key_id, nonce, now)?;
+        Ok(v.caller)
+    }
+
+    /// Check the request's signature (V3 when the `Authorization` header says
+    /// `ACS3-...`, else V1 from the parameters) against the key's secret, and resolve the
+    /// key to its identity. Pure apart from reading the state: no nonce is recorded and the
+    /// timestamp is not compared with the clock (`now` only decides whether an STS key has
+    /// expired), so captured SDK requests can be replayed through it.
+    pub fn verify_signature(&self, inc: &Incoming, now: DateTime<Utc>) -> ApiResult<Verified> {
         let auth_header = inc.headers.get("authorization");
         if let Some(h) = auth_header.filter(|h| h.trim_start().starts_with("ACS3-")) {
-            return self.authenticate_v3(inc, h, now);
+            return self.verify_v3(inc, h, now);
         }
         if inc.params.get("Signature").is_some() || inc.params.get("AccessKeyId").is_some() {
-            return self.authenticate_v1(inc, now);
+            return self.verify_v1(inc, now);
         }
         // UNCONFIRMED: the gateway's code for a request with no credentials at all.
         Err(ApiError::bad(
@@ -336,7 +396,7 @@ impl Engine {
         ))
     }
 
-    fn authenticate_v1(&mut self, inc: &Incoming, now: DateTime<Utc>) -> ApiResult<Caller> {
+    fn verify_v1(&self, inc: &Incoming, now: DateTime<Utc>) -> ApiResult<Verified> {
         let p = &inc.params;
         let akid = p.required("AccessKeyId")?.to_string();
         let signature = p.required("Signature")?.to_string();
@@ -349,32 +409,27 @@ impl Engine {
                 format!("Specified signature method is not valid: {m:.32}"),
             ));
         }
-        let timestamp = p.required("Timestamp")?.to_string();
-        let nonce = p.required("SignatureNonce")?.to_string();
         let token = p.non_empty("SecurityToken").map(str::to_string);
         let (secret, caller) = self.resolve_key(&akid, token.as_deref(), now)?;
         let mut signed = p.0.clone();
         signed.remove("Signature");
         let expected = signer::sign_v1(&inc.method, &signed, &secret);
         if expected != signature {
-            let sts = signer::string_to_sign_v1(&inc.method, &signed);
-            return Err(ApiError::bad(
-                "SignatureDoesNotMatch",
-                format!(
-                    "Specified signature is not matched with our calculation. server string to sign is:{sts}"
-                ),
-            ));
+            return Err(signature_mismatch(&signer::string_to_sign_v1(
+                &inc.method,
+                &signed,
+            )));
         }
-        self.check_time_and_nonce(&timestamp, &akid, &nonce, now)?;
-        Ok(caller)
+        Ok(Verified {
+            caller,
+            access_key_id: akid,
+            v3: false,
+            timestamp: p.non_empty("Timestamp").map(str::to_string),
+            nonce: p.non_empty("SignatureNonce").map(str::to_string),
+        })
     }
 
-    fn authenticate_v3(
-        &mut self,
-        inc: &Incoming,
-        header: &str,
-        now: DateTime<Utc>,
-    ) -> ApiResult<Caller> {
+    fn verify_v3(&self, inc: &Incoming, header: &str, now: DateTime<Utc>) -> ApiResult<Verified> {
         let Some(auth) = signer::parse_authorization_v3(header) else {
             // UNCONFIRMED code for a malformed Authorization header.
             return Err(ApiError::bad(
@@ -382,22 +437,6 @@ impl Engine {
                 "The Authorization header is not a valid ACS3-HMAC-SHA256 authorization.",
             ));
         };
-        let date = inc.headers.get("x-acs-date").cloned().ok_or_else(|| {
-            ApiError::bad(
-                "MissingTimestamp",
-                "x-acs-date is mandatory for this action.",
-            )
-        })?;
-        let nonce = inc
-            .headers
-            .get("x-acs-signature-nonce")
-            .cloned()
-            .ok_or_else(|| {
-                ApiError::bad(
-                    "MissingSignatureNonce",
-                    "x-acs-signature-nonce is mandatory for this action.",
-                )
-            })?;
         let token = inc.headers.get("x-acs-security-token").cloned();
         let (secret, caller) = self.resolve_key(&auth.access_key_id, token.as_deref(), now)?;
         let mut signed = BTreeMap::new();
@@ -407,8 +446,16 @@ impl Engine {
                 inc.headers.get(name).cloned().unwrap_or_default(),
             );
         }
-        // Signed header names must include host and the x-acs-* headers we rely on.
-        let required = ["host", "x-acs-date", "x-acs-signature-nonce"];
+        // The headers that identify the call must be covered by the signature: host, the
+        // date and nonce, and the action / version when they come from headers (else an
+        // intermediary could turn a signed GetRole into an unsigned DeleteRole).
+        let mut required = vec!["host", "x-acs-date", "x-acs-signature-nonce"];
+        if !inc.query.contains_key("Action") {
+            required.push("x-acs-action");
+        }
+        if !inc.query.contains_key("Version") {
+            required.push("x-acs-version");
+        }
         let missing_required = required.iter().any(|h| !signed.contains_key(*h));
         let cr = signer::canonical_request_v3(
             &inc.method,
@@ -420,20 +467,20 @@ impl Engine {
         let sts = signer::string_to_sign_v3(&cr);
         let expected = signer::sign_v3(&sts, &secret);
         if missing_required || expected != auth.signature.to_ascii_lowercase() {
-            return Err(ApiError::bad(
-                "SignatureDoesNotMatch",
-                format!(
-                    "Specified signature is not matched with our calculation. server string to sign is:{sts}"
-                ),
-            ));
+            return Err(signature_mismatch(&sts));
         }
-        self.check_time_and_nonce(&date, &auth.access_key_id, &nonce, now)?;
-        Ok(caller)
+        Ok(Verified {
+            caller,
+            access_key_id: auth.access_key_id,
+            v3: true,
+            timestamp: inc.headers.get("x-acs-date").cloned(),
+            nonce: inc.headers.get("x-acs-signature-nonce").cloned(),
+        })
     }
 
     /// The secret of an access key and the identity it stands for.
     fn resolve_key(
-        &mut self,
+        &self,
         akid: &str,
         token: Option<&str>,
         now: DateTime<Utc>,
@@ -573,9 +620,13 @@ impl Engine {
     /// Record a creation for the consistency delay.
     pub fn created(&mut self, key: String, now: DateTime<Utc>) {
         if !self.config.consistency_delay.is_zero() {
-            let d = chrono::TimeDelta::from_std(self.config.consistency_delay)
-                .unwrap_or(chrono::TimeDelta::zero());
-            self.visible_at.insert(key, now + d);
+            // An absurd delay (set through /_emulator/faults) saturates instead of
+            // overflowing the date arithmetic.
+            let until = chrono::TimeDelta::from_std(self.config.consistency_delay)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            self.visible_at.insert(key, until);
         } else {
             self.visible_at.remove(&key);
         }
@@ -675,21 +726,16 @@ impl Engine {
         }
     }
 
-    /// The permission error: RAM/STS `NoPermission` 403; IMM `Forbidden.RAM` 403
-    /// (UNCONFIRMED for IMM 2020-09-30: the gateway's common code, whose message the IMM
-    /// FAQ quotes). Both carry `AccessDeniedDetail`.
+    /// The permission error, for every product: `NoPermission` 403 with
+    /// `AccessDeniedDetail` (reference §2.1, §2.2). For IMM 2020-09-30 the exact code is
+    /// UNCONFIRMED (reference §4.6 lists `NoPermission` / `Forbidden`); the contract
+    /// is `NoPermission` for a caller with no matching Allow.
     pub fn no_permission(&self, ctx: &Ctx<'_>, action: &str, d: Decision) -> ApiError {
-        let (code, message) = match ctx.product {
-            Product::Imm => (
-                "Forbidden.RAM",
-                "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
-            ),
-            _ => (
-                "NoPermission",
-                "You are not authorized to do this action. You should be authorized by RAM.",
-            ),
-        };
-        let mut e = ApiError::new(403, code, message);
+        let mut e = ApiError::new(
+            403,
+            "NoPermission",
+            "You are not authorized to do this action. You should be authorized by RAM.",
+        );
         e.access_denied_detail = Some(self.access_denied_detail(ctx, action, d));
         e
     }
@@ -736,6 +782,19 @@ impl Engine {
     pub fn imm_project_resource(&self, region: &str, name: &str) -> String {
         format!("acs:imm:{region}:{}:project/{name}", self.state.account_id)
     }
+}
+
+/// `SignatureDoesNotMatch` with the server's string to sign after the last `:` of the
+/// fixed text: the old Python SDK runs `Message.split(':')[1]` and compares it with its own
+/// string to sign (and crashes when there is no `:`). The V1 string to sign contains no
+/// raw `:` (it is percent-encoded), so the split yields it whole.
+pub fn signature_mismatch(string_to_sign: &str) -> ApiError {
+    ApiError::bad(
+        "SignatureDoesNotMatch",
+        format!(
+            "Specified signature is not matched with our calculation. server string to sign is:{string_to_sign}"
+        ),
+    )
 }
 
 pub fn throttling() -> ApiError {

@@ -217,13 +217,12 @@ fn project_mut<'a>(e: &'a mut Engine, ctx: &Ctx<'_>, name: &str) -> ApiResult<&'
 /// Giving a project a service role: the caller needs `ram:PassRole` on the role (with
 /// `acs:Service = imm.aliyuncs.com`), and must itself hold every permission the role grants.
 ///
-/// The exact rule for the second part: for each policy attached to the role (only if the
-/// role exists and is visible) and each `Allow` statement in it, every action pattern in
-/// `Action` (a `NotAction` statement counts as `*`) must be allowed for the caller on every
-/// resource pattern in `Resource` (`NotResource` counts as `*`), evaluating the patterns as
-/// literal action / resource strings with the context `acs:Service = imm.aliyuncs.com`.
-/// So a caller with `oss:*` covers a role's `oss:Get*`, but one with only `oss:GetObject`
-/// does not. Role statement conditions are not compared. A role that does not exist grants
+/// The exact rule for the second part is [`eval::uncovered`] (shared with immctl's
+/// preflight): over the policies attached to the role (only if the role exists and is
+/// visible), every granted action pattern must be allowed for the caller on every granted
+/// resource pattern, taken as literal strings, with the context `acs:Service =
+/// imm.aliyuncs.com`. So a caller with `oss:*` covers a role's `oss:Get*`, but one with only
+/// `oss:GetObject` does not. Role statement conditions are not compared. A role that does not exist grants
 /// nothing, so only PassRole is checked (the real IMM's behaviour for a missing role is
 /// UNCONFIRMED; this emulator accepts it, as IMM only assumes the role later).
 fn check_service_role(e: &Engine, ctx: &Ctx<'_>, role: &str) -> ApiResult<()> {
@@ -244,28 +243,21 @@ fn check_service_role(e: &Engine, ctx: &Ctx<'_>, role: &str) -> ApiResult<()> {
     if !e.state.roles.contains_key(role) || !e.visible(&format!("role/{role}"), ctx.now) {
         return Ok(());
     }
-    for doc in e.role_documents(role) {
-        for stmt in eval::statements(&doc) {
-            if stmt.get("Effect").and_then(Value::as_str) != Some("Allow") {
-                continue;
-            }
-            let actions = eval::string_list(stmt.get("Action")).unwrap_or_else(|| vec!["*".into()]);
-            let resources =
-                eval::string_list(stmt.get("Resource")).unwrap_or_else(|| vec!["*".into()]);
-            for a in &actions {
-                for r in &resources {
-                    let req = Engine::base_request(ctx, a, r).with("acs:Service", IMM_SERVICE);
-                    let d = e.decide(ctx, &req);
-                    if d != Decision::Allow {
-                        let mut err = e.no_permission(ctx, a, d);
-                        err.message = format!(
-                            "You do not hold the permission {a} on {r} that the service role {role} grants; a caller must hold every permission of the role it passes."
-                        );
-                        return Err(err);
-                    }
-                }
-            }
-        }
+    let docs = e.role_documents(role);
+    let refs: Vec<&Value> = docs.iter().collect();
+    let missing = eval::uncovered(&refs, |a, r| {
+        e.decide(
+            ctx,
+            &Engine::base_request(ctx, a, r).with("acs:Service", IMM_SERVICE),
+        )
+    });
+    if let Some(u) = missing.first() {
+        let (a, r) = (&u.grant.action, &u.grant.resource);
+        let mut err = e.no_permission(ctx, a, u.decision);
+        err.message = format!(
+            "You do not hold the permission {a} on {r} that the service role {role} grants; a caller must hold every permission of the role it passes."
+        );
+        return Err(err);
     }
     Ok(())
 }

@@ -4,9 +4,13 @@
 //!
 //! Faithful, not forgiving: it verifies V1 and V3 signatures, timestamps and nonces, answers
 //! with the real error envelope, codes and statuses, paginates, enforces RAM limits, refuses
-//! conflicting deletes, and authorizes every call with the caller's policies. See
-//! docs/emulator.md for the state file, the control endpoints and every choice made where
-//! the service's behaviour is UNCONFIRMED.
+//! conflicting deletes, and authorizes every call with the caller's policies. It must never
+//! be weakened to make the product pass: a client bug the real service would refuse is
+//! refused here too.
+//!
+//! docs/emulator.md is its spec map (each promise with the code and the test that proves
+//! it), and documents the state file, the control endpoints and every choice made where the
+//! service's behaviour is UNCONFIRMED.
 //!
 //! Layout: `wire` (decoding, envelope), `engine` (auth, quotas, faults, authorization),
 //! `ram` / `imm` / `sts` (product semantics), `state` (the state file), `system` (built-in
@@ -18,6 +22,8 @@ mod ram;
 pub mod state;
 mod sts;
 mod system;
+#[cfg(test)]
+mod tests;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -118,16 +124,21 @@ impl Shared {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn persist(engine: &mut Engine) {
+    /// Write the state file if the state changed. On failure the state stays dirty (the
+    /// next call retries) and the caller answers `InternalError`: a write is acknowledged
+    /// only once it is on disk.
+    fn persist(engine: &mut Engine) -> Result<(), state::StateError> {
         if !engine.dirty {
-            return;
+            return Ok(());
         }
-        engine.dirty = false;
         if let Some(path) = engine.state_file.clone()
             && let Err(e) = engine.state.save(&path)
         {
             tracing::error!(error = %e, "emulator: could not persist state");
+            return Err(e);
         }
+        engine.dirty = false;
+        Ok(())
     }
 }
 
@@ -163,7 +174,8 @@ impl EmulatorHandle {
         state.normalize(&wire::ram_time(chrono::Utc::now()));
         let mut e = self.shared.lock();
         e.replace_state(state);
-        Shared::persist(&mut e);
+        // A failure is logged; the next call retries the write.
+        let _ = Shared::persist(&mut e);
     }
     /// Stop serving and wait for the server task.
     pub async fn shutdown(mut self) {
@@ -209,20 +221,42 @@ pub async fn spawn(opts: EmulatorOptions) -> io::Result<EmulatorHandle> {
     })
 }
 
-/// Serve on an already bound listener until `shutdown` completes (the CLI's entry point).
+/// An emulator whose state is loaded (and the state file written) but that does not serve
+/// yet: the CLI builds it first, so a broken state file fails before anything listens and
+/// the file exists by the time "listening" is announced.
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    pub fn new(opts: EmulatorOptions) -> io::Result<Server> {
+        Ok(Server {
+            shared: Arc::new(Shared::new(opts)?),
+        })
+    }
+
+    /// Serve on an already bound listener until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
+        axum::serve(
+            listener,
+            router(self.shared).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+/// Serve on an already bound listener until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     opts: EmulatorOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let shared = Arc::new(Shared::new(opts)?);
-    let app = router(shared);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    Server::new(opts)?.serve(listener, shutdown).await
 }
 
 fn router(shared: Arc<Shared>) -> Router {
@@ -233,8 +267,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/_emulator/stats", get(get_stats))
         .route("/_emulator/faults", get(get_faults).put(put_faults))
         .fallback(not_found)
-        // Large enough for any real request; beyond it axum answers 413.
-        .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
+        // For the control endpoints' bodies (the API handler applies MAX_BODY_BYTES itself).
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
         .with_state(shared)
 }
 
@@ -264,8 +298,7 @@ async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Respon
             st.normalize(&wire::ram_time(chrono::Utc::now()));
             let mut e = shared.lock();
             e.replace_state(st);
-            Shared::persist(&mut e);
-            json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
+            persisted_ok(Shared::persist(&mut e))
         }
         Err(msg) => json_response(
             StatusCode::BAD_REQUEST,
@@ -276,11 +309,18 @@ async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Respon
 
 async fn reset(AxState(shared): AxState<Arc<Shared>>) -> Response {
     let mut e = shared.lock();
-    let initial = e.initial.clone();
-    e.replace_state(initial);
-    e.stats = Stats::default();
-    Shared::persist(&mut e);
-    json_response(StatusCode::OK, &serde_json::json!({"ok": true}))
+    e.reset();
+    persisted_ok(Shared::persist(&mut e))
+}
+
+fn persisted_ok(r: Result<(), state::StateError>) -> Response {
+    match r {
+        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"ok": true})),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({"error": e.to_string()}),
+        ),
+    }
 }
 
 async fn get_stats(AxState(shared): AxState<Arc<Shared>>) -> Response {
@@ -464,15 +504,32 @@ fn decode(
     })
 }
 
+/// The largest API request body accepted (far above any real request: documents are at
+/// most 6 KiB). Bigger bodies get the error envelope, never a hang or a plain-text answer.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
 async fn api(
     AxState(shared): AxState<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let default_region = shared.lock().config.region.clone();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            // UNCONFIRMED: the gateway's answer to an oversized body; 413 with the envelope.
+            let err = ApiError::new(
+                413,
+                "InvalidParameter",
+                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            );
+            shared.lock().record_error("(undecodable)", &err.code);
+            return error_response(&err, None, &default_region);
+        }
+    };
     let inc = match decode(&method, &uri, &headers, &body, peer, &default_region) {
         Ok(inc) => inc,
         Err((err, product)) => {
@@ -497,8 +554,16 @@ async fn api(
         None => {}
     }
     let mut e = shared.lock();
-    let result = e.process(&inc);
-    Shared::persist(&mut e);
+    let mut result = e.process(&inc);
+    if Shared::persist(&mut e).is_err() && result.is_ok() {
+        // The change is in memory but not on disk: not acknowledged (a real service whose
+        // storage fails answers the same way, and the caller may retry).
+        result = Err(ApiError::new(
+            500,
+            "InternalError",
+            "The request processing has failed due to some unknown error, exception or failure.",
+        ));
+    }
     match result {
         Ok(body) => {
             tracing::debug!(action = %inc.action, "emulator: ok");

@@ -52,6 +52,9 @@ pub fn dispatch(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         "TagResources" => tag_resources(e, ctx),
         "UntagResources" => untag_resources(e, ctx),
         "ListTagResources" => list_tag_resources(e, ctx),
+        "ListPoliciesForUser" => list_policies_for_user(e, ctx),
+        "ListGroupsForUser" => list_groups_for_user(e, ctx),
+        "ListPoliciesForGroup" => list_policies_for_group(e, ctx),
         _ => Err(unknown_action()),
     }
 }
@@ -641,11 +644,11 @@ fn create_policy(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 
 fn get_policy(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
-    let ptype = policy_type(ctx, false)?;
+    // Required, as for GetPolicyVersion / ListPolicyVersions (reference §3.3: required per
+    // the docs; clients always send it). Not guessed from the name.
+    let ptype = policy_type(ctx, true)?;
     e.authorize(ctx, "ram:GetPolicy", &e.ram_policy_resource(name))?;
-    let want_system =
-        ptype == Some("System") || (ptype.is_none() && !e.state.policies.contains_key(name));
-    if want_system {
+    if ptype == Some("System") {
         let p = system_policy(e, name).ok_or_else(|| policy_not_found(name))?;
         let mut pol = system_policy_json(e, name, p);
         pol["PolicyDocument"] = json!(p.document.0);
@@ -709,7 +712,8 @@ fn list_policies(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
 
 fn update_policy_description(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
     let name = policy_name(ctx)?;
-    let desc = description(ctx, "NewDescription")?.unwrap_or_default();
+    // Absent: the description is left as it is (not cleared).
+    let desc = description(ctx, "NewDescription")?;
     e.authorize(
         ctx,
         "ram:UpdatePolicyDescription",
@@ -722,7 +726,9 @@ fn update_policy_description(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> 
         .policies
         .get_mut(name)
         .ok_or_else(|| policy_not_found(name))?;
-    p.description = desc;
+    if let Some(d) = desc {
+        p.description = d;
+    }
     p.update_date = now;
     let p = p.clone();
     e.dirty = true;
@@ -1287,11 +1293,102 @@ fn list_tag_resources(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
             })
         })
         .collect();
-    let end = (start + size as usize).min(rows.len());
+    // `start` comes from the caller's NextToken: never trust it for arithmetic.
+    let end = start.saturating_add(size as usize).min(rows.len());
     let page: Vec<Value> = rows.get(start.min(rows.len())..end).unwrap_or(&[]).to_vec();
     let mut body = json!({"TagResources": page});
     if end < rows.len() {
         body["NextToken"] = json!(encode_marker(&end.to_string()));
     }
     Ok(body)
+}
+
+// ------------------------------------------------------------ users and groups (read-only)
+//
+// Users exist only through the state file (they hold the access keys the emulator checks);
+// the emulator has no groups. These reads let a caller see its own policies, as immctl's
+// preflight does.
+
+fn user_name<'a>(ctx: &'a Ctx<'_>) -> ApiResult<&'a str> {
+    let name = ctx.params.required("UserName")?;
+    validate_name(
+        name,
+        64,
+        |c| c.is_ascii_alphanumeric() || ".@_-".contains(c),
+        "UserName",
+    )?;
+    Ok(name)
+}
+
+fn user_not_found(name: &str) -> ApiError {
+    ApiError::new(
+        404,
+        "EntityNotExist.User",
+        format!("The user not exists: {name}."),
+    )
+}
+
+fn ram_user_resource(e: &Engine, name: &str) -> String {
+    format!("acs:ram:*:{}:user/{name}", e.state.account_id)
+}
+
+/// `Policies.Policy[]` items for a list of attachments (as ListPoliciesForRole writes them).
+fn attached_policies_json(e: &Engine, attachments: &[Attachment]) -> Vec<Value> {
+    attachments
+        .iter()
+        .map(|a| {
+            let (desc, default) = if a.policy_type == "System" {
+                system_policy(e, &a.name)
+                    .map(|p| (p.description.clone(), p.default_version.clone()))
+                    .unwrap_or_default()
+            } else {
+                e.state
+                    .policies
+                    .get(&a.name)
+                    .map(|p| (p.description.clone(), p.default_version.clone()))
+                    .unwrap_or_default()
+            };
+            json!({
+                "PolicyName": a.name,
+                "PolicyType": a.policy_type,
+                "Description": desc,
+                "DefaultVersion": default,
+                "AttachDate": a.attach_date,
+            })
+        })
+        .collect()
+}
+
+fn list_policies_for_user(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
+    let name = user_name(ctx)?;
+    e.authorize(ctx, "ram:ListPoliciesForUser", &ram_user_resource(e, name))?;
+    let u = e
+        .state
+        .users
+        .get(name)
+        .ok_or_else(|| user_not_found(name))?;
+    Ok(json!({"Policies": {"Policy": attached_policies_json(e, &u.policies)}}))
+}
+
+fn list_groups_for_user(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
+    let name = user_name(ctx)?;
+    e.authorize(ctx, "ram:ListGroupsForUser", &ram_user_resource(e, name))?;
+    if !e.state.users.contains_key(name) {
+        return Err(user_not_found(name));
+    }
+    Ok(json!({"Groups": {"Group": []}}))
+}
+
+fn list_policies_for_group(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
+    let name = ctx.params.required("GroupName")?;
+    e.authorize(
+        ctx,
+        "ram:ListPoliciesForGroup",
+        &format!("acs:ram:*:{}:group/{name}", e.state.account_id),
+    )?;
+    Err(ApiError::new(
+        404,
+        "EntityNotExist.Group",
+        format!("The group not exists: {name}."),
+    ))
 }

@@ -342,7 +342,39 @@ fn is_yaml(path: &Path) -> bool {
 
 impl State {
     /// Parse a state from YAML or JSON text (YAML is a superset, so one parser serves).
+    ///
+    /// An empty text is the fresh default account (as when no state file exists), not an
+    /// account without keys.
+    ///
+    /// Also accepts the state wrapped as a manifest-style document
+    /// (`apiVersion: immctl/v1`, `kind: EmulatorState`, `spec: <state>`), the form of
+    /// `manifests/demo-live-state.yaml`: the manifest loader skips that kind, so the seed can
+    /// sit beside the manifests it is meant to differ from.
     pub fn from_text(text: &str) -> Result<State, String> {
+        if text.trim().is_empty() {
+            return Ok(State::default());
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        struct Wrapped {
+            api_version: String,
+            kind: String,
+            #[serde(default)]
+            metadata: Option<serde_yaml::Value>,
+            spec: State,
+        }
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        if value.get("kind").is_some() && value.get("spec").is_some() {
+            let w: Wrapped = serde_yaml::from_value(value).map_err(|e| e.to_string())?;
+            if w.api_version != "immctl/v1" || w.kind != "EmulatorState" {
+                return Err(format!(
+                    "expected apiVersion immctl/v1 and kind EmulatorState, found {} {}",
+                    w.api_version, w.kind
+                ));
+            }
+            let _ = w.metadata;
+            return Ok(w.spec);
+        }
         serde_yaml::from_str(text).map_err(|e| e.to_string())
     }
 
@@ -360,8 +392,10 @@ impl State {
         Ok(state)
     }
 
-    /// Write atomically: a temporary file in the same directory, fsync, then rename, so a
-    /// crash leaves either the old or the new file, never a torn one.
+    /// Write atomically: a temporary file in the same directory, fsync, rename over the
+    /// target, then fsync the directory (so the rename itself survives a power loss). A
+    /// crash at any point leaves either the old or the new file, never a torn one; a failed
+    /// write removes its temporary file and leaves the old file as it was.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
         use std::io::Write;
         let err = |source| StateError::Write {
@@ -382,6 +416,10 @@ impl State {
         tmp.write_all(text.as_bytes()).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         tmp.persist(path).map_err(|e| err(e.error))?;
+        #[cfg(unix)]
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
         Ok(())
     }
 
@@ -505,4 +543,57 @@ fn numeric_id(seed: &str, counter: &mut u64) -> String {
     let h = sha2::Sha256::digest(seed.as_bytes());
     let n = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) % 9_000_000_000_000_000;
     format!("{}", 1_000_000_000_000_000 + n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_state_is_the_default_account_and_a_partial_one_is_refused() {
+        assert_eq!(State::from_text(" \n").unwrap(), State::default());
+        assert!(State::from_text("{\n  \"accountId\": \"1\",\n").is_err());
+        assert!(State::from_text("roles: [").is_err());
+        assert!(State::from_text("unknownField: 1").is_err());
+    }
+
+    #[test]
+    fn the_documented_example_state_loads() {
+        let doc = include_str!("../../docs/emulator.md");
+        let yaml = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/emulator.md has a yaml example");
+        let mut st = State::from_text(yaml).unwrap();
+        st.normalize("2026-01-01T00:00:00Z");
+        assert_eq!(st.access_keys.len(), 3);
+        assert_eq!(st.roles["media-imm"].policies[0].name, "media-oss");
+        assert!(st.roles.contains_key("AliyunIMMDefaultRole"));
+        assert_eq!(st.policies["media-oss"].versions[0].id, "v1");
+        assert_eq!(
+            st.projects["cn-hangzhou"]["media"].service_role,
+            "media-imm"
+        );
+    }
+
+    #[test]
+    fn a_failed_save_leaves_the_old_file_and_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        State::default().save(&path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // The target is now a directory's name: the rename fails after the temporary file
+        // was written.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("x"), "keep the directory non-empty").unwrap();
+        assert!(State::default().save(&blocked).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
 }

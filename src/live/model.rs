@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::{PolicyRef, ProjectKey, Tags};
 use crate::policy::PolicyDocument;
 
-/// The tag immctl puts on everything it owns: `immctl-owner=<owner>`.
-pub const OWNER_TAG_KEY: &str = "immctl-owner";
+pub use crate::manifest::OWNER_TAG_KEY;
 
 /// What the planner needs to know about the account.
 ///

@@ -27,6 +27,7 @@ codes! {
     YAML_UNSUPPORTED = "E009", Error, "unsupported YAML: a custom tag, a non-scalar key, a recursive alias";
     EMPTY_FILE = "E010", Error, "a manifest file holds no document (empty, or only comments)";
     TOO_MANY_FINDINGS = "E011", Error, "more than 100 findings in one file: the rest are summed up in one finding";
+    TOO_MANY_FILES = "E012", Error, "more than 10000 manifest files under the given paths";
     NO_MANIFESTS = "W001", Warning, "a directory holds no manifest file";
     TOO_MANY_WARNINGS = "W002", Warning, "more than 100 findings in one file, the rest all warnings: summed up in one finding";
     API_VERSION = "E101", Error, "apiVersion missing or not immctl/v1";

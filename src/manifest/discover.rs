@@ -38,6 +38,10 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// The directory read when no path is given.
 pub const DEFAULT_DIR: &str = "manifests";
 
+/// Most manifest files one run reads (a path pointing at `/` by mistake must not read the
+/// whole disk).
+pub const MAX_FILES: usize = 10_000;
+
 /// A manifest file to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestFile {
@@ -105,6 +109,19 @@ pub fn discover(roots: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<ManifestF
                 ),
             ));
         }
+    }
+    if out.len() > MAX_FILES {
+        diags.push(Diagnostic::error(
+            codes::TOO_MANY_FILES,
+            None,
+            None,
+            format!(
+                "{} manifest files found; at most {MAX_FILES} are read in one run (is the path \
+                 right?)",
+                out.len()
+            ),
+        ));
+        out.truncate(MAX_FILES);
     }
     out
 }

@@ -59,6 +59,14 @@ impl Loaded {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| !d.is_error())
+    }
+
     pub fn error_count(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.is_error()).count()
     }
@@ -93,6 +101,31 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Loaded {
                  report it with the file attached",
             ));
         }
+    }
+    l.finish()
+}
+
+/// Load manifest texts held in memory (`(path, text)`: the path is only a name for
+/// findings), with every check of [`load`]. A `documentFile` is read relative to the path, as
+/// on disk. For tools that produce manifests (import, `--expand`) and their tests.
+pub fn load_texts(files: &[(PathBuf, String)], opts: &LoadOptions) -> Loaded {
+    let mut l = Loader {
+        opts,
+        diags: Vec::new(),
+        digest: Vec::new(),
+        files: Vec::new(),
+        policies: Vec::new(),
+        roles: Vec::new(),
+        projects: Vec::new(),
+    };
+    for (path, text) in files {
+        let f = ManifestFile {
+            path: path.clone(),
+            rel: path.to_string_lossy().into_owned(),
+        };
+        l.files.push(f.path.clone());
+        l.digest.push((f.rel.clone(), text.as_bytes().to_vec()));
+        l.load_text(&f, text);
     }
     l.finish()
 }
@@ -222,7 +255,11 @@ impl Loader<'_> {
             }
         };
         self.digest.push((f.rel.clone(), bytes));
-        let parsed = yaml::parse(&text);
+        self.load_text(f, &text);
+    }
+
+    fn load_text(&mut self, f: &ManifestFile, text: &str) {
+        let parsed = yaml::parse(text);
         let mut fatal = false;
         for p in &parsed.problems {
             fatal |= p.fatal;
@@ -696,7 +733,7 @@ impl Loader<'_> {
         let name = m.metadata.name;
         let spec = m.spec;
         let source = Self::name_source(here);
-        self.role_name(&name, &source, addr, false);
+        self.role_name(&name, &source, addr);
         self.description(here, &spec.description, validate::MAX_RAM_DESCRIPTION, addr);
         self.tags(here, &spec.tags, addr);
         let max_session_duration = spec.max_session_duration.unwrap_or(3600);
@@ -762,20 +799,9 @@ impl Loader<'_> {
         });
     }
 
-    fn role_name(&mut self, name: &str, at: &Source, addr: Option<&Address>, imm: bool) {
+    fn role_name(&mut self, name: &str, at: &Source, addr: Option<&Address>) {
         if let Some(msg) = validate::role_name(name) {
             self.error(codes::ROLE_NAME, at.clone(), addr, msg);
-        } else if imm && name.contains('.') {
-            self.error(
-                codes::ROLE_NAME,
-                at.clone(),
-                addr,
-                format!(
-                    "an ImmServiceRole name also names its policy (`{}`), and policy names \
-                     cannot contain '.': use letters, digits and '-'",
-                    generated_policy_name(name)
-                ),
-            );
         }
         if validate::is_protected_role(name) {
             self.error(
@@ -936,7 +962,17 @@ impl Loader<'_> {
         let name = m.metadata.name;
         let spec = m.spec;
         let source = Self::name_source(here);
-        self.role_name(&name, &source, addr, true);
+        self.role_name(&name, &source, addr);
+        if let Some(secs) = spec.max_session_duration
+            && let Some(msg) = validate::session_duration(secs)
+        {
+            self.error(
+                codes::SESSION_DURATION,
+                here.at(&path(&["spec", "maxSessionDuration"])),
+                addr,
+                msg,
+            );
+        }
         self.description(here, &spec.description, validate::MAX_RAM_DESCRIPTION, addr);
         self.tags(here, &spec.tags, addr);
         if spec.buckets.is_empty() {

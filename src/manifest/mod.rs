@@ -9,6 +9,7 @@
 //! - `schema`: the manifest format as Rust types;
 //! - `validate`: names, lengths, ranges, tags; `policy::grammar` checks documents;
 //! - `expand`: `ImmServiceRole` -> Role + Policy, and the `--expand` rendering;
+//! - `render`: desired resources back to manifest YAML (for `import`);
 //! - `diagnostic`: findings and their rendering; `codes`: every finding code.
 //!
 //! No network, no tokio, no environment: the offline half of the product.
@@ -19,10 +20,12 @@ pub mod discover;
 pub mod expand;
 mod load;
 pub mod model;
+pub mod render;
 pub mod schema;
 pub mod validate;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Severity, render_diagnostics, sort_diagnostics};
-pub use load::{LoadOptions, Loaded, load};
+pub use discover::{DEFAULT_DIR as DEFAULT_PATH, MAX_FILE_BYTES, MAX_FILES};
+pub use load::{LoadOptions, Loaded, load, load_texts};
 pub use model::*;

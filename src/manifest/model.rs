@@ -91,6 +91,35 @@ pub struct Desired {
     pub digest: String,
 }
 
+impl Desired {
+    /// Where the resource at `addr` was declared (an attachment: its role; an expanded
+    /// resource: its `ImmServiceRole`). `None` for addresses the manifests do not declare.
+    pub fn source_of(&self, addr: &Address) -> Option<&Source> {
+        let a = addr.as_str();
+        if let Some(name) = a.strip_prefix("ram_policy.") {
+            return self.policies.get(name).map(|p| &p.source);
+        }
+        if let Some(name) = a.strip_prefix("ram_role.") {
+            return self.roles.get(name).map(|r| &r.source);
+        }
+        if let Some(rest) = a.strip_prefix("ram_role_policy.") {
+            let role = rest.split('/').next().unwrap_or(rest);
+            return self.roles.get(role).map(|r| &r.source);
+        }
+        if let Some(rest) = a.strip_prefix("imm_project.") {
+            let (region, name) = rest.split_once('/')?;
+            return self
+                .projects
+                .get(&ProjectKey {
+                    region: region.to_string(),
+                    name: name.to_string(),
+                })
+                .map(|p| &p.source);
+        }
+        None
+    }
+}
+
 /// A custom RAM policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredPolicy {
@@ -162,6 +191,21 @@ impl DesiredProject {
             name: self.name.clone(),
         }
     }
+}
+
+/// The tag immctl puts on everything it owns: `immctl-owner=<owner>`. Users may not set it
+/// in `tags` (the owner comes from settings).
+pub const OWNER_TAG_KEY: &str = "immctl-owner";
+
+/// Tag put on resources declared with `deletionPolicy: Retain`; prune skips live resources
+/// that carry it with value [`RETAIN_TAG_VALUE`]. The tag (not the manifest) is the record,
+/// because a resource removed from the manifests has no manifest left to say `Retain`.
+pub const RETAIN_TAG_KEY: &str = "immctl-deletion-policy";
+pub const RETAIN_TAG_VALUE: &str = "Retain";
+
+/// `Aliyun*` roles are cloud-service roles: immctl never creates, changes or deletes them.
+pub fn is_protected_role_name(name: &str) -> bool {
+    name.starts_with("Aliyun")
 }
 
 /// The role IMM uses when a project names none. Never created or changed by immctl.

@@ -176,7 +176,7 @@ pub struct ProjectSpec {
 }
 
 /// `kind: ImmServiceRole`: expands into a Role trusted by `imm.aliyuncs.com` and a
-/// least-privilege Policy (`<name>-policy`) attached to it.
+/// least-privilege Policy ([`generated_policy_name`]) attached to it.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ImmServiceRoleSpec {
@@ -188,6 +188,9 @@ pub struct ImmServiceRoleSpec {
     /// Permission statements appended to the generated policy as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_statements: Option<Vec<Value>>,
+    /// The role's maximum session duration, 3600..=43200 seconds (default 3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_session_duration: Option<u32>,
     /// Tags of both generated resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
@@ -199,7 +202,8 @@ pub struct ImmServiceRoleSpec {
     pub adopt: Option<bool>,
 }
 
-/// Name of the policy an `ImmServiceRole` named `role` generates.
+/// Name of the policy an `ImmServiceRole` named `role` generates: `<role>-policy`, a `.` (allowed
+/// in role names, not in policy names) written as `-`.
 pub fn generated_policy_name(role: &str) -> String {
-    format!("{role}-policy")
+    format!("{}-policy", role.replace('.', "-"))
 }

@@ -107,15 +107,25 @@ pub fn session_duration(secs: u32) -> Option<String> {
     })
 }
 
-/// A region id such as `cn-hangzhou`: lower-case letters, digits and `-`.
+/// A region id such as `cn-hangzhou` or `ap-southeast-1`: two or more `-`-separated parts of
+/// lower-case letters and digits, the first all letters.
 pub fn region(r: &str) -> Option<String> {
-    let ok = !r.is_empty()
-        && r.len() <= 64
-        && r.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !r.starts_with('-')
-        && !r.ends_with('-');
+    let parts: Vec<&str> = r.split('-').collect();
+    let ok = r.len() <= 64
+        && parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts[0].chars().all(|c| c.is_ascii_lowercase());
     (!ok).then(|| format!("`{r}` is not a region id (for example cn-hangzhou)"))
+}
+
+/// Whether `r` is a region id (the boolean form of [`region`], for callers outside the
+/// loader).
+pub fn valid_region(r: &str) -> bool {
+    region(r).is_none()
 }
 
 /// OSS bucket names: 3-63 characters of lower-case letters, digits and `-`, starting and
@@ -250,6 +260,24 @@ mod tests {
         assert!(is_protected_role("aliyunservicerolefor-x"));
         assert!(!is_protected_role("Aliyu"));
         assert!(!is_protected_role("my-aliyun-role"));
+    }
+
+    #[test]
+    fn regions_are_ids() {
+        for ok in ["cn-hangzhou", "ap-southeast-1", "us-west-1"] {
+            assert_eq!(region(ok), None, "{ok}");
+        }
+        for bad in [
+            "hangzhou",
+            "CN-Hangzhou",
+            "cn_hangzhou",
+            "cn-",
+            "-cn",
+            "1cn-x",
+            "",
+        ] {
+            assert!(region(bad).is_some(), "{bad}");
+        }
     }
 
     #[test]

@@ -45,24 +45,20 @@ use super::model::*;
 use super::order::{Phase, order};
 use crate::live::{Live, LivePolicy, LiveProject, LiveRole, OWNER_TAG_KEY};
 use crate::manifest::{
-    Address, DeletionPolicy, Desired, DesiredPolicy, DesiredProject, DesiredRole, IMM_DEFAULT_ROLE,
-    PolicyRef, PolicyType, ProjectKey, ProjectLimits, Tags,
+    Address, DeletionPolicy, Desired, DesiredPolicy, DesiredProject, DesiredRole, PolicyRef,
+    PolicyType, ProjectKey, ProjectLimits, Tags,
 };
 use crate::policy::PolicyDocument;
 
 /// RAM keeps at most this many versions of a custom policy, the default included.
 pub const MAX_POLICY_VERSIONS: usize = 5;
 
-/// Tag put on resources declared with `deletionPolicy: Retain`; prune skips live resources
-/// that carry it with value [`RETAIN_TAG_VALUE`]. The tag (not the manifest) is the record,
-/// because a resource removed from the manifests has no manifest left to say `Retain`.
-pub const RETAIN_TAG_KEY: &str = "immctl-deletion-policy";
-pub const RETAIN_TAG_VALUE: &str = "Retain";
+pub use crate::manifest::{RETAIN_TAG_KEY, RETAIN_TAG_VALUE, is_protected_role_name};
 
 /// Tag keys managed by the cloud itself; never diffed, never removed.
 pub const IGNORED_TAG_PREFIXES: &[&str] = &["aliyun", "acs:", "http://", "https://"];
 
-/// Finding codes produced by the planner (lints append their own).
+/// Finding codes produced by the planner (`crate::lint` owns the `IMM*` codes).
 pub mod codes {
     /// Declared resource exists without any owner tag; not adopted.
     pub const UNOWNED: &str = "P001";
@@ -82,22 +78,13 @@ pub mod codes {
     pub const ORPHAN: &str = "P008";
     /// Owned, undeclared resource kept because it carries the Retain tag.
     pub const RETAINED: &str = "P009";
-    /// Project uses `AliyunIMMDefaultRole`.
-    pub const IMM_DEFAULT_ROLE: &str = "IMM001";
-    /// Project names a service role that is neither declared nor live.
-    pub const IMM_UNKNOWN_ROLE: &str = "IMM002";
-    /// Project names `AliyunIMMDefaultRole`, which was never authorized in this account.
-    pub const IMM_DEFAULT_ROLE_MISSING: &str = "IMM003";
+    // The IMM service-role findings (`IMM*`, including the default-role and unknown-role
+    // ones that used to be here) belong to `crate::lint`: one owner per code.
 }
 
 /// True for tag keys the cloud manages (see [`IGNORED_TAG_PREFIXES`]).
 pub fn is_ignored_tag(key: &str) -> bool {
     IGNORED_TAG_PREFIXES.iter().any(|p| key.starts_with(p))
-}
-
-/// `Aliyun*` roles are cloud-service roles: immctl never creates, changes or deletes them.
-pub fn is_protected_role_name(name: &str) -> bool {
-    name.starts_with("Aliyun")
 }
 
 /// The tags immctl wants on a managed resource: the user's, the owner tag, and the Retain
@@ -142,14 +129,55 @@ pub fn diff(desired: &Desired, live: &Live, settings: &PlanSettings) -> Plan {
         drafts, findings, ..
     } = p;
     let drafts = select_targets(drafts, &settings.targets);
+    let changes = order(drafts);
+    let expanded_from = expansion_origins(desired, &changes);
     Plan {
         format_version: FORMAT_VERSION,
         owner: settings.owner.clone(),
-        changes: order(drafts),
+        changes,
         findings,
         manifest_digest: desired.digest.clone(),
         live_fingerprints: live_fingerprints(live),
+        expanded_from,
     }
+}
+
+/// For each change at a resource an `ImmServiceRole` expanded into (its role, its policy,
+/// the attachment between them), the manifest it comes from.
+fn expansion_origins(desired: &Desired, changes: &[Change]) -> BTreeMap<Address, ExpandedFrom> {
+    let origin = |from: &Option<String>, source: &crate::manifest::Source| {
+        from.as_ref().map(|name| ExpandedFrom {
+            kind: "ImmServiceRole".to_string(),
+            name: name.clone(),
+            source: source.to_string(),
+        })
+    };
+    changes
+        .iter()
+        .filter_map(|c| {
+            let a = c.address.as_str();
+            let found = if let Some(name) = a.strip_prefix("ram_policy.") {
+                desired
+                    .policies
+                    .get(name)
+                    .and_then(|p| origin(&p.expanded_from, &p.source))
+            } else if let Some(name) = a.strip_prefix("ram_role.") {
+                desired
+                    .roles
+                    .get(name)
+                    .and_then(|r| origin(&r.expanded_from, &r.source))
+            } else if let Some(rest) = a.strip_prefix("ram_role_policy.") {
+                let role = rest.split('/').next().unwrap_or(rest);
+                desired
+                    .roles
+                    .get(role)
+                    .and_then(|r| origin(&r.expanded_from, &r.source))
+            } else {
+                None
+            };
+            found.map(|o| (c.address.clone(), o))
+        })
+        .collect()
 }
 
 /// A change before ordering, with the phase that breaks ties in the order.
@@ -830,53 +858,7 @@ impl Planner<'_> {
         );
     }
 
-    fn role_exists_live(&self, name: &str) -> bool {
-        self.live.roles.contains_key(name) || self.live.role_names.contains(name)
-    }
-
-    fn lint_project(&mut self, dj: &DesiredProject) {
-        let address = Address::project(&dj.key());
-        if dj.service_role == IMM_DEFAULT_ROLE {
-            self.finding(
-                codes::IMM_DEFAULT_ROLE,
-                Severity::Warning,
-                &address,
-                format!(
-                    "uses {IMM_DEFAULT_ROLE}, which can read every OSS bucket in the account"
-                ),
-                Some(
-                    "declare an ImmServiceRole scoped to the project's buckets (or a custom least-privilege role) and set spec.serviceRole",
-                ),
-            );
-            if !self.role_exists_live(IMM_DEFAULT_ROLE) {
-                self.finding(
-                    codes::IMM_DEFAULT_ROLE_MISSING,
-                    Severity::Error,
-                    &address,
-                    format!("{IMM_DEFAULT_ROLE} does not exist in this account"),
-                    Some(
-                        "authorize it once in the IMM console (Cloud Resource Access Authorization), or use a custom service role",
-                    ),
-                );
-            }
-        } else if !self.desired.roles.contains_key(&dj.service_role)
-            && !self.role_exists_live(&dj.service_role)
-        {
-            self.finding(
-                codes::IMM_UNKNOWN_ROLE,
-                Severity::Error,
-                &address,
-                format!(
-                    "service role \"{}\" is neither declared nor present in the account",
-                    dj.service_role
-                ),
-                Some("declare the role (kind: ImmServiceRole or Role) or fix spec.serviceRole"),
-            );
-        }
-    }
-
     fn plan_project(&mut self, dj: &DesiredProject) {
-        self.lint_project(dj);
         let key = dj.key();
         let address = Address::project(&key);
         let live = self.live.projects.get(&key);

@@ -30,6 +30,14 @@
 //!   seconds), `Bool`, `IpAddress`, `NotIpAddress` (IPv4/IPv6 address or CIDR).
 //! - A context key may hold several values (e.g. tags); the operator holds when any
 //!   request value matches any policy value (negated operators: when no pair matches).
+//!
+//! Beyond one request:
+//! - [`judge`] is for checkers that know the policies but not the whole context (lints,
+//!   preflight): a refusal that an `Allow` statement's conditions alone cause is
+//!   [`Verdict::Conditional`], not a definite refusal.
+//! - [`evaluate_trust`] evaluates a trust policy (statements with `Principal`, no `Resource`).
+//! - [`grants`] / [`uncovered`]: what a role grants, and which of it a would-be passer lacks
+//!   (the rule for giving a project a service role; the emulator and preflight share it).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -94,13 +102,28 @@ impl Decision {
 
 /// Evaluate `request` against every policy (JSON documents as RAM stores them).
 pub fn evaluate(policies: &[&Value], request: &Request) -> Decision {
+    evaluate_with(policies, request, false)
+}
+
+/// Like [`evaluate`], but every `Allow` statement's `Condition` block is taken to hold
+/// (`Deny` statements keep theirs). What an offline checker uses to tell "refused whatever the
+/// request context" from "refused because of a context it cannot see" (see [`judge`]).
+pub fn evaluate_ignoring_allow_conditions(policies: &[&Value], request: &Request) -> Decision {
+    evaluate_with(policies, request, true)
+}
+
+fn evaluate_with(policies: &[&Value], request: &Request, lenient: bool) -> Decision {
     let mut allowed = false;
     for policy in policies {
         for stmt in statements(policy) {
-            if !statement_matches(stmt, request) {
+            let eff = effect(stmt);
+            let skip_conditions = lenient && eff == Some(Effect::Allow);
+            let matches = action_and_resource_match(stmt, request)
+                && (skip_conditions || conditions_match(stmt.get("Condition"), request));
+            if !matches {
                 continue;
             }
-            match effect(stmt) {
+            match eff {
                 Some(Effect::Deny) => return Decision::ExplicitDeny,
                 Some(Effect::Allow) => allowed = true,
                 None => {}
@@ -112,6 +135,161 @@ pub fn evaluate(policies: &[&Value], request: &Request) -> Decision {
     } else {
         Decision::ImplicitDeny
     }
+}
+
+/// An offline checker's answer: it knows the policies but only part of the request context
+/// (a lint cannot know the source IP or the time of a future call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Allowed with the context given.
+    Allowed,
+    /// Refused with the context given, but some `Allow` statement would grant it if its
+    /// conditions held: the answer depends on context the checker does not have.
+    Conditional,
+    /// Refused whatever the context of the `Allow` statements (explicit or implicit deny).
+    Refused(Decision),
+}
+
+impl Verdict {
+    pub fn is_allowed(self) -> bool {
+        self == Verdict::Allowed
+    }
+}
+
+/// [`evaluate`], then, when refused, [`evaluate_ignoring_allow_conditions`] to tell a
+/// definite refusal from one that depends on conditions.
+pub fn judge(policies: &[&Value], request: &Request) -> Verdict {
+    match evaluate(policies, request) {
+        Decision::Allow => Verdict::Allowed,
+        d => {
+            if evaluate_ignoring_allow_conditions(policies, request) == Decision::Allow {
+                Verdict::Conditional
+            } else {
+                Verdict::Refused(d)
+            }
+        }
+    }
+}
+
+/// Who asks to assume a role, in the terms of a trust policy's `Principal`:
+/// `kind` is `Service`, `RAM` or `Federated`; `id` e.g. `imm.aliyuncs.com`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal<'a> {
+    pub kind: &'a str,
+    pub id: &'a str,
+}
+
+/// Evaluate a trust policy (a role's `AssumeRolePolicyDocument`): may `principal` make
+/// `request` (normally `sts:AssumeRole`)? Trust statements have no `Resource`; a statement
+/// matches when its action part covers the request's action, its `Principal` names the
+/// principal (`"*"`, or a `{kind: id | [ids]}` map whose kind is compared case-insensitively
+/// and whose ids are wildcard patterns compared case-insensitively) and its conditions hold.
+/// Explicit deny wins, as in [`evaluate`].
+pub fn evaluate_trust(trust: &Value, principal: Principal<'_>, request: &Request) -> Decision {
+    let mut allowed = false;
+    for stmt in statements(trust) {
+        let action_ok = if let Some(actions) = string_list(stmt.get("Action")) {
+            actions
+                .iter()
+                .any(|p| wildcard_match(p, &request.action, true))
+        } else if let Some(not) = string_list(stmt.get("NotAction")) {
+            !not.iter().any(|p| wildcard_match(p, &request.action, true))
+        } else {
+            false
+        };
+        let principal_ok = match stmt.get("Principal") {
+            Some(Value::String(p)) => p == "*",
+            Some(Value::Object(m)) => m.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case(principal.kind)
+                    && string_list(Some(v))
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|p| wildcard_match(p, principal.id, true))
+            }),
+            _ => false,
+        };
+        if !(action_ok && principal_ok && conditions_match(stmt.get("Condition"), request)) {
+            continue;
+        }
+        match effect(stmt) {
+            Some(Effect::Deny) => return Decision::ExplicitDeny,
+            Some(Effect::Allow) => allowed = true,
+            None => {}
+        }
+    }
+    if allowed {
+        Decision::Allow
+    } else {
+        Decision::ImplicitDeny
+    }
+}
+
+/// One permission a policy grants: an action pattern on a resource pattern (as written, with
+/// their wildcards).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Grant {
+    pub action: String,
+    pub resource: String,
+}
+
+/// Every permission the `Allow` statements of `policies` grant: each action pattern of
+/// `Action` times each resource pattern of `Resource`, with `NotAction` counting as `*` and
+/// `NotResource` as `*` (they grant everything but a few). Conditions are not looked at.
+/// In document order, duplicates removed.
+pub fn grants(policies: &[&Value]) -> Vec<Grant> {
+    let mut out: Vec<Grant> = Vec::new();
+    for policy in policies {
+        for stmt in statements(policy) {
+            if effect(stmt) != Some(Effect::Allow) {
+                continue;
+            }
+            let actions = string_list(stmt.get("Action")).unwrap_or_else(|| vec!["*".into()]);
+            let resources = string_list(stmt.get("Resource")).unwrap_or_else(|| vec!["*".into()]);
+            for a in &actions {
+                for r in &resources {
+                    let g = Grant {
+                        action: a.clone(),
+                        resource: r.clone(),
+                    };
+                    if !out.contains(&g) {
+                        out.push(g);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A permission of a role that its would-be passer does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uncovered {
+    pub grant: Grant,
+    /// Why the holder's policies refuse it.
+    pub decision: Decision,
+}
+
+/// "Does the holder hold every permission `role_policies` grant?" — the rule for whoever
+/// gives a project a service role (DESIGN.md §1). Each [`Grant`] is checked by asking
+/// `decide(action pattern, resource pattern)` with the patterns taken as literal request
+/// strings, so a holder with `oss:*` covers a role's `oss:Get*`, but one with only
+/// `oss:GetObject` does not (a literal `*` in the text is matched only by a `*` in the
+/// holder's pattern). Role statement conditions are not compared. `decide` builds the
+/// holder's request (context keys, session policy) and evaluates it.
+///
+/// Shared by the emulator's CreateProject / UpdateProject authorization and by `immctl`'s
+/// preflight, so the two cannot drift. Returns every uncovered grant, in [`grants`] order.
+pub fn uncovered(
+    role_policies: &[&Value],
+    mut decide: impl FnMut(&str, &str) -> Decision,
+) -> Vec<Uncovered> {
+    grants(role_policies)
+        .into_iter()
+        .filter_map(|grant| {
+            let decision = decide(&grant.action, &grant.resource);
+            (decision != Decision::Allow).then_some(Uncovered { grant, decision })
+        })
+        .collect()
 }
 
 /// [`evaluate`] over typed documents.
@@ -159,7 +337,7 @@ fn scalar_text(v: &Value) -> String {
     }
 }
 
-fn statement_matches(stmt: &Value, req: &Request) -> bool {
+fn action_and_resource_match(stmt: &Value, req: &Request) -> bool {
     let action_ok = if let Some(actions) = string_list(stmt.get("Action")) {
         actions.iter().any(|p| wildcard_match(p, &req.action, true))
     } else if let Some(not) = string_list(stmt.get("NotAction")) {
@@ -170,14 +348,13 @@ fn statement_matches(stmt: &Value, req: &Request) -> bool {
     if !action_ok {
         return false;
     }
-    let resource_ok = if let Some(res) = string_list(stmt.get("Resource")) {
+    if let Some(res) = string_list(stmt.get("Resource")) {
         res.iter().any(|p| wildcard_match(p, &req.resource, false))
     } else if let Some(not) = string_list(stmt.get("NotResource")) {
         !not.iter().any(|p| wildcard_match(p, &req.resource, false))
     } else {
         false
-    };
-    resource_ok && conditions_match(stmt.get("Condition"), req)
+    }
 }
 
 /// Glob match with `*` (any run, possibly empty) and `?` (exactly one character).
@@ -233,6 +410,39 @@ fn conditions_match(cond: Option<&Value>, req: &Request) -> bool {
         })
     })
 }
+
+/// Whether `op` is a condition operator this evaluator (and RAM) knows, with or without the
+/// `IfExists` suffix. The manifest grammar refuses the others, since an unknown operator
+/// would silently never match here.
+pub fn is_known_operator(op: &str) -> bool {
+    OpKind::parse(op.strip_suffix("IfExists").unwrap_or(op)).is_some()
+}
+
+/// The operator names [`is_known_operator`] accepts (without the `IfExists` forms), for
+/// error messages.
+pub const KNOWN_OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateNotEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "Bool",
+    "IpAddress",
+    "NotIpAddress",
+];
 
 /// One operator over one key: `actual` are the request's values (None = key absent).
 fn operator_holds(op: &str, actual: Option<&Vec<String>>, wanted: &[String]) -> bool {
@@ -410,6 +620,23 @@ fn ip_in(a: &str, cidr: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_known_operator_list_is_exactly_what_the_evaluator_parses() {
+        for op in KNOWN_OPERATORS {
+            assert!(is_known_operator(op), "{op}");
+            assert!(is_known_operator(&format!("{op}IfExists")), "{op}IfExists");
+        }
+        for op in [
+            "StringEqual",
+            "stringequals",
+            "IfExists",
+            "ForAnyValue:StringEquals",
+            "",
+        ] {
+            assert!(!is_known_operator(op), "{op}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 
@@ -610,5 +837,124 @@ mod tests {
     fn typed_documents_evaluate_the_same() {
         let d = PolicyDocument(allow(json!("imm:*"), json!("*")));
         assert!(evaluate_documents(&[&d], &Request::new("imm:CreateProject", "x")).is_allowed());
+    }
+
+    #[test]
+    fn judge_tells_a_definite_refusal_from_a_conditional_one() {
+        let p = [json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":"oss:*","Resource":"*",
+             "Condition":{"IpAddress":{"acs:SourceIp":"10.0.0.0/8"}}},
+            {"Effect":"Deny","Action":"oss:DeleteBucket","Resource":"*"}]})];
+        let refs: Vec<&Value> = p.iter().collect();
+        assert_eq!(
+            judge(
+                &refs,
+                &Request::new("oss:GetObject", "x").with("acs:SourceIp", "10.1.1.1")
+            ),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            judge(&refs, &Request::new("oss:GetObject", "x")),
+            Verdict::Conditional
+        );
+        assert_eq!(
+            judge(&refs, &Request::new("oss:DeleteBucket", "x")),
+            Verdict::Refused(Decision::ExplicitDeny)
+        );
+        assert_eq!(
+            judge(&refs, &Request::new("mns:SendMessage", "x")),
+            Verdict::Refused(Decision::ImplicitDeny)
+        );
+    }
+
+    #[test]
+    fn trust_policy_evaluation_matches_principal_action_and_conditions() {
+        let imm = Principal {
+            kind: "Service",
+            id: "imm.aliyuncs.com",
+        };
+        let assume = Request::new("sts:AssumeRole", "");
+        let t = json!({"Version":"1","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",
+            "Principal":{"Service":["imm.aliyuncs.com"]}}]});
+        assert_eq!(evaluate_trust(&t, imm, &assume), Decision::Allow);
+        let ecs = Principal {
+            kind: "Service",
+            id: "ecs.aliyuncs.com",
+        };
+        assert_eq!(evaluate_trust(&t, ecs, &assume), Decision::ImplicitDeny);
+        // A RAM principal with the same id is another kind.
+        let ram = Principal {
+            kind: "RAM",
+            id: "imm.aliyuncs.com",
+        };
+        assert_eq!(evaluate_trust(&t, ram, &assume), Decision::ImplicitDeny);
+        // Case rules and wildcards on the service name; the action must be AssumeRole.
+        let w = json!({"Version":"1","Statement":{"Effect":"Allow","Action":"sts:*",
+            "Principal":{"service":"*.ALIYUNCS.com"}}});
+        assert_eq!(evaluate_trust(&w, imm, &assume), Decision::Allow);
+        let other = json!({"Version":"1","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity",
+            "Principal":{"Service":"imm.aliyuncs.com"}}]});
+        assert_eq!(evaluate_trust(&other, imm, &assume), Decision::ImplicitDeny);
+        // Deny wins; a condition the request does not meet makes the Allow void.
+        let d = json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":"sts:AssumeRole","Principal":"*"},
+            {"Effect":"Deny","Action":"sts:AssumeRole","Principal":{"Service":"imm.aliyuncs.com"}}]});
+        assert_eq!(evaluate_trust(&d, imm, &assume), Decision::ExplicitDeny);
+        let c = json!({"Version":"1","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",
+            "Principal":{"Service":"imm.aliyuncs.com"},
+            "Condition":{"StringEquals":{"sts:ExternalId":"abc"}}}]});
+        assert_eq!(evaluate_trust(&c, imm, &assume), Decision::ImplicitDeny);
+        assert_eq!(
+            evaluate_trust(&c, imm, &assume.clone().with("sts:ExternalId", "abc")),
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn grants_and_uncovered_take_patterns_as_literal_requests() {
+        let role = json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":["oss:Get*","oss:PutObject"],"Resource":"acs:oss:*:*:media/*"},
+            {"Effect":"Allow","NotAction":"ram:*","Resource":"x"},
+            {"Effect":"Deny","Action":"oss:DeleteObject","Resource":"*"}]});
+        let g = grants(&[&role]);
+        let pairs: Vec<(&str, &str)> = g
+            .iter()
+            .map(|g| (g.action.as_str(), g.resource.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("oss:Get*", "acs:oss:*:*:media/*"),
+                ("oss:PutObject", "acs:oss:*:*:media/*"),
+                ("*", "x"),
+            ]
+        );
+        let holder = [json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":"oss:*","Resource":"*"}]})];
+        let refs: Vec<&Value> = holder.iter().collect();
+        let missing = uncovered(&[&role], |a, r| evaluate(&refs, &Request::new(a, r)));
+        assert_eq!(
+            missing,
+            [Uncovered {
+                grant: Grant {
+                    action: "*".into(),
+                    resource: "x".into()
+                },
+                decision: Decision::ImplicitDeny
+            }]
+        );
+        let narrow = [json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":["oss:GetObject","oss:PutObject","*"],"Resource":"*"}]})];
+        let refs: Vec<&Value> = narrow.iter().collect();
+        // `*` covers everything, including the literal `oss:Get*`.
+        assert!(uncovered(&[&role], |a, r| evaluate(&refs, &Request::new(a, r))).is_empty());
+        let no_star = [json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":["oss:GetObject","oss:PutObject"],"Resource":"*"}]})];
+        let refs: Vec<&Value> = no_star.iter().collect();
+        let missing: Vec<String> = uncovered(&[&role], |a, r| evaluate(&refs, &Request::new(a, r)))
+            .into_iter()
+            .map(|u| u.grant.action)
+            .collect();
+        assert_eq!(missing, ["oss:Get*", "*"]);
     }
 }

@@ -9,7 +9,7 @@ pub mod text;
 
 pub use json::render_json;
 pub use markdown::render_markdown;
-pub use text::render_text;
+pub use text::{render_findings, render_text};
 
 #[cfg(test)]
 mod tests;

@@ -43,8 +43,11 @@ fn mixed_plan() -> Plan {
         prune: true,
         ..PlanSettings::default()
     };
-    let p = diff(&d, &live, &s);
+    let mut p = diff(&d, &live, &s);
     check(&p).unwrap();
+    // The IMM findings (IMM001 for `fresh`) come from the lints, as in a real reconcile.
+    p.findings
+        .extend(crate::lint::lint_desired(&d, Some(&live)));
     p
 }
 

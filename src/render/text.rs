@@ -5,7 +5,7 @@
 use std::io::{self, Write};
 
 use super::fields::{FieldLine, calls, field_lines, symbol, verb};
-use crate::plan::{Action, Plan, Severity};
+use crate::plan::{Action, Finding, Plan, Severity};
 
 const RESET: &str = "\x1b[0m";
 const BOLD: &str = "\x1b[1m";
@@ -70,6 +70,9 @@ pub fn render_text(plan: &Plan, w: &mut impl Write, color: bool) -> io::Result<(
                 "  {}",
                 p.paint(BOLD, &format!("# {} {}", c.address, verb(c.action)))
             )?;
+            if let Some(from) = plan.expanded_from.get(&c.address) {
+                writeln!(w, "  {}", p.paint(DIM, &format!("#   (from {from})")))?;
+            }
             for r in &c.reasons {
                 writeln!(
                     w,
@@ -96,18 +99,7 @@ pub fn render_text(plan: &Plan, w: &mut impl Write, color: bool) -> io::Result<(
     }
     if !plan.findings.is_empty() {
         writeln!(w)?;
-        writeln!(w, "Findings:")?;
-        for f in &plan.findings {
-            let sev = match f.severity {
-                Severity::Error => p.paint(RED, "error"),
-                Severity::Warning => p.paint(YELLOW, "warning"),
-                Severity::Info => p.paint(CYAN, "info"),
-            };
-            writeln!(w, "  {sev}[{}] {}: {}", f.code, f.address, f.message)?;
-            if let Some(fix) = &f.fix {
-                writeln!(w, "      fix: {fix}")?;
-            }
-        }
+        render_findings(&plan.findings, w, color)?;
     }
     if !plan.changes.is_empty() {
         writeln!(w)?;
@@ -129,6 +121,25 @@ pub fn render_text(plan: &Plan, w: &mut impl Write, color: bool) -> io::Result<(
                 )
             )
         )?;
+    }
+    Ok(())
+}
+
+/// The `Findings:` block of a text plan, on its own: what `immctl validate` prints for the
+/// lints (no plan there). One line per finding, its fix indented below.
+pub fn render_findings(findings: &[Finding], w: &mut impl Write, color: bool) -> io::Result<()> {
+    let p = Painter { color };
+    writeln!(w, "Findings:")?;
+    for f in findings {
+        let sev = match f.severity {
+            Severity::Error => p.paint(RED, "error"),
+            Severity::Warning => p.paint(YELLOW, "warning"),
+            Severity::Info => p.paint(CYAN, "info"),
+        };
+        writeln!(w, "  {sev}[{}] {}: {}", f.code, f.address, f.message)?;
+        if let Some(fix) = &f.fix {
+            writeln!(w, "      fix: {fix}")?;
+        }
     }
     Ok(())
 }

@@ -17,10 +17,12 @@ pub const REGION: &str = testing::REGION;
 
 /// `quota_scale`: the emulator's `rate_limit_scale`; 0 turns the client's own buckets off.
 pub fn client(endpoint: &str, quota_scale: f64) -> Client {
-    let mut c = ClientConfig::new(CredentialsProvider::static_ak(
-        "emulator-admin",
-        "emulator-secret",
-    ));
+    client_as(endpoint, quota_scale, "emulator-admin", "emulator-secret")
+}
+
+/// [`client`] signing with another access key (a RAM user of the emulator's state).
+pub fn client_as(endpoint: &str, quota_scale: f64, key_id: &str, secret: &str) -> Client {
+    let mut c = ClientConfig::new(CredentialsProvider::static_ak(key_id, secret));
     c.endpoints = Endpoints::single(endpoint);
     c.region = REGION.to_string();
     c.rate_limits = if quota_scale > 0.0 {

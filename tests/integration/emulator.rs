@@ -101,9 +101,13 @@ fn nonce() -> String {
 
 impl Client {
     fn new(h: &EmulatorHandle, id: &str, secret: &str) -> Client {
+        Client::at(&h.endpoint(), id, secret)
+    }
+    /// A client of an emulator known only by its endpoint (e.g. a child process).
+    fn at(endpoint: &str, id: &str, secret: &str) -> Client {
         Client {
             http: reqwest::Client::new(),
-            endpoint: h.endpoint(),
+            endpoint: endpoint.to_string(),
             id: id.into(),
             secret: secret.into(),
             token: None,
@@ -119,6 +123,37 @@ impl Client {
         self
     }
 
+    /// Every V1 parameter that gets signed (business and common ones).
+    fn v1_params(
+        &self,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+        timestamp: &str,
+        nonce: &str,
+    ) -> BTreeMap<String, String> {
+        let mut all: BTreeMap<String, String> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in [
+            ("Action", action),
+            ("Version", version),
+            ("Format", "JSON"),
+            ("AccessKeyId", &self.id),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("SignatureNonce", nonce),
+            ("Timestamp", timestamp),
+        ] {
+            all.insert(k.into(), v.into());
+        }
+        if let Some(t) = &self.token {
+            all.insert("SecurityToken".into(), t.clone());
+        }
+        all
+    }
+
     async fn call(&self, version: &str, action: &str, params: &[(&str, &str)]) -> Resp {
         self.call_at(version, action, params, &now_ts(), &nonce())
             .await
@@ -132,28 +167,37 @@ impl Client {
         timestamp: &str,
         nonce: &str,
     ) -> Resp {
+        self.try_call_at(version, action, params, timestamp, nonce)
+            .await
+            .expect("transport")
+    }
+
+    /// A call that may fail at the transport level (a killed server, a dropped connection).
+    async fn try_call(
+        &self,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Resp, reqwest::Error> {
+        self.try_call_at(version, action, params, &now_ts(), &nonce())
+            .await
+    }
+
+    async fn try_call_at(
+        &self,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+        timestamp: &str,
+        nonce: &str,
+    ) -> Result<Resp, reqwest::Error> {
         let business: BTreeMap<String, String> = params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let req = match self.scheme {
             Scheme::V1 | Scheme::V1Form | Scheme::V1Get => {
-                let mut all = business.clone();
-                for (k, v) in [
-                    ("Action", action),
-                    ("Version", version),
-                    ("Format", "JSON"),
-                    ("AccessKeyId", &self.id),
-                    ("SignatureMethod", "HMAC-SHA1"),
-                    ("SignatureVersion", "1.0"),
-                    ("SignatureNonce", nonce),
-                    ("Timestamp", timestamp),
-                ] {
-                    all.insert(k.into(), v.into());
-                }
-                if let Some(t) = &self.token {
-                    all.insert("SecurityToken".into(), t.clone());
-                }
+                let mut all = self.v1_params(version, action, params, timestamp, nonce);
                 let method = if self.scheme == Scheme::V1Get {
                     "GET"
                 } else {
@@ -224,12 +268,12 @@ impl Client {
             (Some(h), s) if s != Scheme::V3 => req.header("host", h.as_str()),
             _ => req,
         };
-        let resp = req.send().await.expect("transport");
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
+        let text = resp.text().await?;
         let body: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|_| panic!("non-JSON answer ({status}): {text}"));
-        Resp { status, body }
+            .unwrap_or_else(|_| panic!("non-JSON answer ({status}): {text:.300}"));
+        Ok(Resp { status, body })
     }
 }
 
@@ -329,18 +373,30 @@ async fn accepts_v1_post_get_form_and_v3_signatures() {
 async fn wrong_secret_gets_signature_does_not_match_with_string_to_sign() {
     let h = start().await;
     let bad = Client::new(&h, ADMIN_ID, "not-the-secret");
+    // The old SDK runs Message.split(':')[1] and compares it with its own string to sign
+    // (then reports InvalidAccessKeySecret); with no ':' it crashes. So the server's string
+    // to sign must come out of that split whole and equal to the client's.
+    for scheme in [Scheme::V1, Scheme::V1Get] {
+        let c = bad.clone().scheme(scheme);
+        let (ts, n) = (now_ts(), nonce());
+        let params = [("RoleName", "x y*~/:")];
+        let r = c.call_at(RAM, "GetRole", &params, &ts, &n).await;
+        r.err(400, "SignatureDoesNotMatch");
+        let msg = r.body["Message"].as_str().unwrap();
+        let prefix =
+            "Specified signature is not matched with our calculation. server string to sign is:";
+        assert!(msg.starts_with(prefix), "{msg}");
+        let method = if scheme == Scheme::V1Get {
+            "GET"
+        } else {
+            "POST"
+        };
+        let mine =
+            signer::string_to_sign_v1(method, &c.v1_params(RAM, "GetRole", &params, &ts, &n));
+        assert_eq!(msg.split(':').nth(1).unwrap(), mine);
+    }
     let r = bad.call(STS, "GetCallerIdentity", &[]).await;
     r.err(400, "SignatureDoesNotMatch");
-    let msg = r.body["Message"].as_str().unwrap();
-    let prefix =
-        "Specified signature is not matched with our calculation. server string to sign is:";
-    assert!(msg.starts_with(prefix), "{msg}");
-    // The old SDK splits on ':' and compares the second part with its own string to sign.
-    let sts = msg.split(':').nth(1).unwrap();
-    assert!(
-        sts.starts_with("POST&%2F&AccessKeyId%3Demulator-admin%26Action%3DGetCallerIdentity"),
-        "{sts}"
-    );
     assert_eq!(r.body["HostId"], "sts.aliyuncs.com");
     assert!(
         r.body["Recommend"]
@@ -493,6 +549,17 @@ async fn sts_credentials_carry_the_assumed_roles_policies() {
     let cred = &b["Credentials"];
     assert!(cred["AccessKeyId"].as_str().unwrap().starts_with("STS."));
     assert_eq!(b["AssumedRoleUser"]["Arn"], format!("{arn}/session-1"));
+    let role_id = h.state().roles["reader"].role_id.clone();
+    assert_eq!(
+        b["AssumedRoleUser"]["AssumedRoleId"],
+        format!("{role_id}:session-1")
+    );
+    let exp = chrono::DateTime::parse_from_rfc3339(cred["Expiration"].as_str().unwrap()).unwrap();
+    let left = exp.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(
+        (3590..=3600).contains(&left.num_seconds()),
+        "default DurationSeconds is 3600: {left}"
+    );
     for s in [Scheme::V1, Scheme::V3] {
         let mut c = Client::new(
             &h,
@@ -997,6 +1064,21 @@ async fn ram_policy_versions_limit_rotate_and_never_reuse_numbers() {
         .ok();
     assert_eq!(b["Policy"]["DefaultVersion"], "v1");
     assert_eq!(b["Policy"]["PolicyType"], "Custom");
+    let u = c
+        .call(
+            RAM,
+            "UpdatePolicyDescription",
+            &[("PolicyName", "p"), ("NewDescription", "described")],
+        )
+        .await
+        .ok();
+    assert_eq!(u["Policy"]["Description"], "described");
+    // Without NewDescription nothing is cleared.
+    let u = c
+        .call(RAM, "UpdatePolicyDescription", &[("PolicyName", "p")])
+        .await
+        .ok();
+    assert_eq!(u["Policy"]["Description"], "described");
     c.call(
         RAM,
         "CreatePolicy",
@@ -1238,6 +1320,38 @@ async fn ram_system_policies_are_seeded_and_read_only() {
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
+    // Without PolicyType, both kinds are listed.
+    c.call(
+        RAM,
+        "CreatePolicy",
+        &[
+            ("PolicyName", "mine"),
+            ("PolicyDocument", &doc(&["oss:Get*"], "*")),
+        ],
+    )
+    .await
+    .ok();
+    let all = c
+        .call(RAM, "ListPolicies", &[("MaxItems", "1000")])
+        .await
+        .ok();
+    let kinds: Vec<(&str, &str)> = all["Policies"]["Policy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["PolicyName"].as_str().unwrap(),
+                p["PolicyType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("mine", "Custom")), "{kinds:?}");
+    assert!(
+        kinds.contains(&("AdministratorAccess", "System")),
+        "{kinds:?}"
+    );
+    assert!(all["Policies"]["Policy"][0].get("PolicyDocument").is_none());
     let g = c
         .call(
             RAM,
@@ -1462,9 +1576,17 @@ async fn ram_attachments_are_not_idempotent_limited_and_block_deletes() {
 async fn imm_projects_defaults_updates_tags_and_errors() {
     let h = start().await;
     let c = Client::admin(&h);
-    c.call(IMM, "CreateProject", &[])
-        .await
-        .err(400, "InvalidArgument");
+    let r = c.call(IMM, "CreateProject", &[]).await;
+    r.err(400, "InvalidArgument");
+    assert_eq!(
+        r.body["Message"],
+        "The parameter ProjectName is required but not provided."
+    );
+    assert_eq!(r.body["HostId"], "imm.cn-hangzhou.aliyuncs.com");
+    assert_eq!(
+        r.body["Recommend"],
+        "https://next.api.aliyun.com/troubleshoot?q=InvalidArgument&product=imm"
+    );
     c.call(IMM, "CreateProject", &[("ProjectName", "9bad")])
         .await
         .err(400, "InvalidArgument");
@@ -1892,7 +2014,7 @@ async fn callers_without_a_matching_allow_get_no_permission() {
         .scheme(Scheme::V3)
         .call(IMM, "ListProjects", &[])
         .await;
-    i.err(403, "Forbidden.RAM");
+    i.err(403, "NoPermission");
     assert_eq!(
         i.body["AccessDeniedDetail"]["AuthAction"],
         "imm:ListProjects"
@@ -1975,7 +2097,7 @@ async fn service_role_needs_pass_role_and_the_roles_permissions() {
             &[("ProjectName", "p"), ("ServiceRole", "imm-svc")],
         )
         .await;
-    r.err(403, "Forbidden.RAM");
+    r.err(403, "NoPermission");
     assert_eq!(r.body["AccessDeniedDetail"]["AuthAction"], "ram:PassRole");
     // PassRole, but the caller lacks oss:Get* / oss:PutObject the role grants.
     h.put_state(run(vec![imm_only.clone(), pass.clone(), oss_some]));
@@ -1986,7 +2108,7 @@ async fn service_role_needs_pass_role_and_the_roles_permissions() {
             &[("ProjectName", "p"), ("ServiceRole", "imm-svc")],
         )
         .await;
-    r.err(403, "Forbidden.RAM");
+    r.err(403, "NoPermission");
     assert_eq!(r.body["AccessDeniedDetail"]["AuthAction"], "oss:Get*");
     // PassRole and a superset of the role's permissions.
     h.put_state(run(vec![imm_only.clone(), pass.clone(), oss_all]));
@@ -2009,7 +2131,7 @@ async fn service_role_needs_pass_role_and_the_roles_permissions() {
         &[("ProjectName", "p"), ("ServiceRole", "imm-svc")],
     )
     .await
-    .err(403, "Forbidden.RAM");
+    .err(403, "NoPermission");
     dev.call(
         IMM,
         "UpdateProject",
@@ -2022,39 +2144,142 @@ async fn service_role_needs_pass_role_and_the_roles_permissions() {
 // ------------------------------------------------------------------------------- quotas and faults
 
 #[tokio::test]
-async fn quotas_throttle_per_action_with_throttling_user() {
-    // GetRole: 100/s * 0.02 = 2 per second, burst 2.
+async fn quotas_throttle_per_action_per_account_with_throttling_user() {
+    // Scale 0.1 of the documented figures: GetRole 100/s -> 10/s (burst 10),
+    // AttachPolicyToRole 10/s -> 1/s (burst 1).
     let h = emulator::spawn(EmulatorOptions {
-        rate_limit_scale: 0.02,
+        state: Some(state_with_dev(&[doc(&["ram:*"], "*")])),
+        rate_limit_scale: 0.1,
         ..Default::default()
     })
     .await
     .unwrap();
-    let c = Client::admin(&h);
-    let mut codes = Vec::new();
-    for _ in 0..6 {
+    let admin = Client::admin(&h);
+    let dev = Client::new(&h, "dev-id", "dev-secret");
+    // Two callers of the same account alternate on GetRole: they share one bucket, so
+    // together they get the burst (10) plus what refills meanwhile, not 10 each.
+    let started = std::time::Instant::now();
+    let (mut ok, mut throttled) = (
+        BTreeMap::<&str, usize>::new(),
+        BTreeMap::<&str, usize>::new(),
+    );
+    for i in 0..30 {
+        let (who, c) = if i % 2 == 0 {
+            ("admin", &admin)
+        } else {
+            ("dev", &dev)
+        };
         let r = c.call(RAM, "GetRole", &[("RoleName", "x")]).await;
-        codes.push((r.status, r.code().to_string()));
+        match (r.status, r.code()) {
+            (404, "EntityNotExist.Role") => *ok.entry(who).or_default() += 1,
+            (400, "Throttling.User") => {
+                *throttled.entry(who).or_default() += 1;
+                assert_eq!(
+                    r.body["Message"],
+                    "Request was denied due to user flow control."
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
-    let throttled = codes
-        .iter()
-        .filter(|(s, c)| *s == 400 && c == "Throttling.User")
-        .count();
-    assert!(throttled >= 1, "{codes:?}");
+    let refill = (started.elapsed().as_secs_f64() * 10.0).ceil() as usize;
+    let total_ok: usize = ok.values().sum();
+    assert!(
+        total_ok >= 10 && total_ok <= 10 + refill + 1,
+        "ok {ok:?}, throttled {throttled:?}, refill {refill}"
+    );
+    assert!(
+        throttled.contains_key("admin") && throttled.contains_key("dev"),
+        "{throttled:?}"
+    );
     // Another action has its own bucket.
-    let r = c.call(RAM, "ListRoles", &[]).await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert!(h.stats().throttled >= 1);
+    dev.call(RAM, "ListRoles", &[]).await.ok();
+    // Attach/detach have the smaller quota (10/s documented): one call per second here.
+    let attach = [
+        ("RoleName", "x"),
+        ("PolicyType", "System"),
+        ("PolicyName", "ReadOnlyAccess"),
+    ];
+    admin
+        .call(RAM, "AttachPolicyToRole", &attach)
+        .await
+        .err(404, "EntityNotExist.Role");
+    admin
+        .call(RAM, "AttachPolicyToRole", &attach)
+        .await
+        .err(400, "Throttling.User");
+    // Tokens come back with time.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    admin
+        .call(RAM, "AttachPolicyToRole", &attach)
+        .await
+        .err(404, "EntityNotExist.Role");
+    let stats = h.stats();
+    assert_eq!(
+        stats.errors_by_action["GetRole"]["Throttling.User"] as usize,
+        throttled.values().sum::<usize>()
+    );
+    assert!(stats.throttled as usize > throttled.values().sum::<usize>());
     // Scale 0 disables quotas.
     h.set_faults(Faults {
         rate_limit_scale: Some(0.0),
         ..Default::default()
     });
-    for _ in 0..10 {
-        c.call(RAM, "GetRole", &[("RoleName", "x")])
+    for _ in 0..30 {
+        admin
+            .call(RAM, "GetRole", &[("RoleName", "x")])
             .await
             .err(404, "EntityNotExist.Role");
     }
+}
+
+#[tokio::test]
+async fn injected_latency_delays_every_call() {
+    let h = emulator::spawn(EmulatorOptions {
+        latency: Duration::from_millis(250),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = Client::admin(&h);
+    let t = std::time::Instant::now();
+    c.call(STS, "GetCallerIdentity", &[]).await.ok();
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    h.set_faults(Faults {
+        latency_ms: Some(0),
+        ..Default::default()
+    });
+    let t = std::time::Instant::now();
+    c.call(STS, "GetCallerIdentity", &[]).await.ok();
+    assert!(
+        t.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    // Concurrent calls are delayed in parallel, not one after the other.
+    h.set_faults(Faults {
+        latency_ms: Some(300),
+        ..Default::default()
+    });
+    let t = std::time::Instant::now();
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.call(STS, "GetCallerIdentity", &[]).await.status })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 200);
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -2098,46 +2323,68 @@ async fn scheduled_and_random_faults_and_dropped_connections() {
         Ok(r) => r.text().await.is_err(),
     };
     assert!(dropped);
-    // Every call fails at fault rate 1 with one of the injected kinds.
+    // At fault rate 1 every call fails with one of the four injected kinds, and over 80
+    // calls each kind shows up (a kind missing has probability 4 * 0.75^80 < 1e-9).
     h.set_faults(Faults {
         fault_rate: Some(1.0),
         ..Default::default()
     });
-    for _ in 0..12 {
+    let mut kinds = BTreeMap::<String, usize>::new();
+    for _ in 0..80 {
         let url = format!("{}/?Action=ListRoles&Version=2015-05-01", h.endpoint());
-        if let Ok(r) = reqwest::get(url).await {
-            let status = r.status().as_u16();
-            let retry = r
-                .headers()
-                .get("x-acs-retry-after")
-                .map(|v| v.to_str().unwrap().to_string());
-            if let Ok(text) = r.text().await {
-                let b: Value = serde_json::from_str(&text).unwrap();
-                let code = b["Code"].as_str().unwrap();
-                assert!(
-                    matches!(
-                        (status, code),
-                        (400, "Throttling.User")
-                            | (503, "ServiceUnavailable")
-                            | (500, "InternalError")
-                    ),
-                    "{status} {code}"
-                );
-                if code == "Throttling.User" {
-                    assert_eq!(retry.as_deref(), Some("3"));
+        let kind = match reqwest::get(url).await {
+            Err(_) => "dropped".to_string(),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let retry = r
+                    .headers()
+                    .get("x-acs-retry-after")
+                    .map(|v| v.to_str().unwrap().to_string());
+                match r.text().await {
+                    Err(_) => "dropped".to_string(),
+                    Ok(text) => {
+                        let b: Value = serde_json::from_str(&text).unwrap();
+                        let code = b["Code"].as_str().unwrap().to_string();
+                        assert!(
+                            matches!(
+                                (status, code.as_str()),
+                                (400, "Throttling.User")
+                                    | (503, "ServiceUnavailable")
+                                    | (500, "InternalError")
+                            ),
+                            "{status} {code}"
+                        );
+                        if code == "Throttling.User" {
+                            assert_eq!(retry.as_deref(), Some("3"));
+                        } else {
+                            assert_eq!(retry, None);
+                        }
+                        code
+                    }
                 }
             }
-        }
+        };
+        *kinds.entry(kind).or_default() += 1;
     }
+    assert_eq!(
+        kinds.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "InternalError",
+            "ServiceUnavailable",
+            "Throttling.User",
+            "dropped"
+        ],
+        "{kinds:?}"
+    );
     let s = h.stats();
-    assert!(s.injected_faults >= 15, "{s:?}");
+    assert_eq!(s.injected_faults, 3 + 80, "{s:?}");
     assert!(s.errors_by_action["ListRoles"]["ServiceUnavailable"] >= 2);
 }
 
 #[tokio::test]
 async fn consistency_delay_hides_new_entities_from_reads_and_attach() {
     let h = emulator::spawn(EmulatorOptions {
-        consistency_delay: Duration::from_millis(400),
+        consistency_delay: Duration::from_millis(1500),
         ..Default::default()
     })
     .await
@@ -2196,7 +2443,7 @@ async fn consistency_delay_hides_new_entities_from_reads_and_attach() {
     )
     .await
     .err(409, "EntityAlreadyExists.Role");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     c.call(RAM, "GetRole", &[("RoleName", "fresh")]).await.ok();
     c.call(
         RAM,
@@ -2286,6 +2533,15 @@ async fn control_endpoints_state_reset_stats_faults() {
     root.call(RAM, "GetRole", &[("RoleName", "seeded")])
         .await
         .err(500, "InternalError");
+    let f = http
+        .put(format!("{}/_emulator/faults", h.endpoint()))
+        .body(r#"{"latencyMs":5,"failNext":[{"action":"GetRole","code":"ServiceUnavailable","count":3}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let f: Value = f.json().await.unwrap();
+    assert_eq!(f["failNext"][0]["count"], 3, "{f}");
+    assert_eq!(f["latencyMs"], 5);
     // Reset returns to the start state.
     let r = http
         .post(format!("{}/_emulator/reset", h.endpoint()))
@@ -2297,6 +2553,17 @@ async fn control_endpoints_state_reset_stats_faults() {
         .await
         .err(404, "EntityNotExist.Role");
     assert_eq!(h.stats().calls.get("CreateRole"), None);
+    // ...and to the start-up fault settings: nothing scheduled, no latency.
+    let f: Value = http
+        .get(format!("{}/_emulator/faults", h.endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f["failNext"], json!([]));
+    assert_eq!(f["latencyMs"], 0);
     h.reset_stats();
 }
 
@@ -2362,7 +2629,15 @@ async fn state_file_is_persisted_atomically_and_reloaded() {
 
 #[tokio::test]
 async fn sixteen_concurrent_writers_lose_no_updates() {
-    let h = start().await;
+    // With a state file, so every write also goes through persistence.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.yaml");
+    let h = emulator::spawn(EmulatorOptions {
+        state_file: Some(path.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let c = Client::admin(&h);
     c.call(
         RAM,
@@ -2448,6 +2723,114 @@ async fn sixteen_concurrent_writers_lose_no_updates() {
         "16 versions after v1, each number used once"
     );
     assert_eq!(p.versions.len(), 5);
+    // What is on disk is exactly what is in memory after the last write.
+    assert_eq!(State::load(&path, "2026-01-01T00:00:00Z").unwrap(), st);
+}
+
+#[tokio::test]
+async fn sixteen_racing_writers_see_exactly_one_winner_and_the_limits() {
+    let h = start().await;
+    let c = Client::admin(&h);
+    c.call(
+        RAM,
+        "CreateRole",
+        &[("RoleName", "r"), ("AssumeRolePolicyDocument", IMM_TRUST)],
+    )
+    .await
+    .ok();
+    c.call(
+        RAM,
+        "CreatePolicy",
+        &[("PolicyName", "p"), ("PolicyDocument", &doc(&["a:b"], "*"))],
+    )
+    .await
+    .ok();
+    let race = |action: &'static str, params: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        async move {
+            let tasks: Vec<_> = (0..16)
+                .map(|w| {
+                    let c = c
+                        .clone()
+                        .scheme(if w % 2 == 0 { Scheme::V1 } else { Scheme::V3 });
+                    let params = params.clone();
+                    tokio::spawn(async move {
+                        let p: Vec<(&str, &str)> =
+                            params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                        let r = c.call(RAM, action, &p).await;
+                        (r.status, r.code().to_string())
+                    })
+                })
+                .collect();
+            let mut out = BTreeMap::<(u16, String), usize>::new();
+            for t in tasks {
+                *out.entry(t.await.unwrap()).or_default() += 1;
+            }
+            out
+        }
+    };
+    // The same attachment sixteen times at once: one wins, fifteen are told it exists.
+    let attach = race(
+        "AttachPolicyToRole",
+        vec![
+            ("RoleName", "r".into()),
+            ("PolicyType", "Custom".into()),
+            ("PolicyName", "p".into()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        attach,
+        BTreeMap::from([
+            ((200, String::new()), 1),
+            ((409, "EntityAlreadyExists.Role.Policy".to_string()), 15)
+        ])
+    );
+    let l = c
+        .call(RAM, "ListPoliciesForRole", &[("RoleName", "r")])
+        .await
+        .ok();
+    assert_eq!(l["Policies"]["Policy"].as_array().unwrap().len(), 1);
+    // Sixteen new versions at once without rotation: exactly four fit beside v1.
+    let versions = race(
+        "CreatePolicyVersion",
+        vec![
+            ("PolicyName", "p".into()),
+            ("PolicyDocument", doc(&["a:c"], "*")),
+        ],
+    )
+    .await;
+    assert_eq!(
+        versions,
+        BTreeMap::from([
+            ((200, String::new()), 4),
+            ((409, "LimitExceeded.Policy.Version".to_string()), 12)
+        ])
+    );
+    let st = h.state();
+    let ids: Vec<&str> = st.policies["p"]
+        .versions
+        .iter()
+        .map(|v| v.id.as_str())
+        .collect();
+    assert_eq!(ids, ["v1", "v2", "v3", "v4", "v5"]);
+    // Sixteen deletes of the same role's attachment: one succeeds.
+    let detach = race(
+        "DetachPolicyFromRole",
+        vec![
+            ("RoleName", "r".into()),
+            ("PolicyType", "Custom".into()),
+            ("PolicyName", "p".into()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        detach,
+        BTreeMap::from([
+            ((200, String::new()), 1),
+            ((404, "EntityNotExist.Role.Policy".to_string()), 15)
+        ])
+    );
 }
 
 // ------------------------------------------------------------------------------- malformed requests
@@ -2593,4 +2976,775 @@ async fn malformed_requests_get_the_services_4xx_never_a_500() {
     );
     let stats = h.stats();
     assert!(!stats.errors.contains_key("InternalError"), "{stats:?}");
+}
+
+/// An error answer in the service's envelope: JSON with Code, Message, an upper-case
+/// RequestId, HostId and Recommend.
+#[track_caller]
+fn assert_envelope(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(
+        (status, body["Code"].as_str().unwrap_or("(no Code)")),
+        (want_status, want_code),
+        "{body}"
+    );
+    let rid = body["RequestId"].as_str().unwrap();
+    assert_eq!((rid.len(), rid.to_uppercase()), (36, rid.to_string()));
+    assert!(body["Message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(body["HostId"].is_string() && body["Recommend"].is_string());
+}
+
+/// Send raw bytes, return the HTTP status of the answer (0 when the server closed the
+/// connection without one).
+async fn raw_status(h: &EmulatorHandle, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    // The server may answer and close before reading everything: ignore write errors.
+    let _ = sock.write_all(request).await;
+    let mut head = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut head)).await;
+    let text = String::from_utf8_lossy(&head);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn missing_version_garbage_authorization_and_oversized_requests_get_4xx_envelopes() {
+    let h = start().await;
+    let c = Client::admin(&h);
+    let post = reqwest::Method::POST;
+    // Missing Version (Action given), and an unknown Version given only by header.
+    let (s, b) = raw(&h, post.clone(), "/?Action=ListRoles", None).await;
+    assert_envelope(s, &b, 400, "MissingVersion");
+    let r = reqwest::Client::new()
+        .post(format!("{}/", h.endpoint()))
+        .header("x-acs-action", "ListRoles")
+        .header("x-acs-version", "2099-01-01")
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    assert_envelope(s, &r.json().await.unwrap(), 400, "InvalidParameter");
+    // Nothing at all.
+    let (s, b) = raw(&h, reqwest::Method::GET, "/", None).await;
+    assert_envelope(s, &b, 400, "MissingAction");
+    // Garbage Authorization headers.
+    for (auth, code) in [
+        ("ACS3-HMAC-SHA256 garbage", "InvalidAuthorization"),
+        (
+            "ACS3-HMAC-SHA256 Credential=emulator-admin",
+            "InvalidAuthorization",
+        ),
+        (
+            "ACS3-HMAC-SHA1 Credential=a,SignedHeaders=host,Signature=00",
+            "InvalidAuthorization",
+        ),
+        (
+            "ACS3-HMAC-SHA256 Credential=emulator-admin,SignedHeaders=host,Signature=zz",
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "ACS3-HMAC-SHA256 Credential=nobody,SignedHeaders=host,Signature=00",
+            "InvalidAccessKeyId.NotFound",
+        ),
+        ("Bearer abc.def", "MissingAccessKeyId"),
+        ("", "MissingAccessKeyId"),
+    ] {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "{}/?Action=ListRoles&Version=2015-05-01",
+                h.endpoint()
+            ))
+            .header("authorization", auth)
+            .header("x-acs-date", now_ts())
+            .header("x-acs-signature-nonce", nonce())
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        let b: Value = r.json().await.unwrap();
+        let want = if code == "InvalidAccessKeyId.NotFound" {
+            404
+        } else {
+            400
+        };
+        assert_envelope(s, &b, want, code);
+    }
+    // A request body over the limit: 413 with the envelope, not a plain-text answer.
+    let big = vec![b'a'; emulator::MAX_BODY_BYTES + 1];
+    let (s, b) = raw(
+        &h,
+        post.clone(),
+        "/?Action=GetRole&Version=2015-05-01",
+        Some(("application/x-www-form-urlencoded", big)),
+    )
+    .await;
+    assert_envelope(s, &b, 413, "InvalidParameter");
+    // A 60 KB parameter in the query still reaches the service's validation...
+    let long = "a".repeat(60_000);
+    c.call(RAM, "GetRole", &[("RoleName", &long)])
+        .await
+        .err(400, "InvalidParameter.RoleName.Length");
+    // ...beyond the HTTP server's URI limit (64 KiB) the answer is a bare 414 / 431, as a
+    // front end's would be: a 4xx, never a hang or a 5xx; the emulator keeps serving.
+    // (reqwest refuses such URIs itself, so they go over a raw socket.)
+    for n in [70_000, 2_000_000] {
+        let request = format!(
+            "GET /?Action=GetRole&Version=2015-05-01&RoleName={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "a".repeat(n)
+        );
+        let status = raw_status(&h, request.as_bytes()).await;
+        assert!(matches!(status, 414 | 431), "{n} bytes: HTTP {status}");
+    }
+    // Non-numeric and out-of-range integers, bad JSON in list filters.
+    c.call(IMM, "ListProjects", &[("MaxResults", "1e3")])
+        .await
+        .err(400, "InvalidArgument");
+    c.call(RAM, "ListRoles", &[("MaxItems", "1001")])
+        .await
+        .err(400, "InvalidParameter.MaxItems");
+    c.call(RAM, "ListRoles", &[("Tag", "[{")])
+        .await
+        .err(400, "InvalidParameter.Tag");
+    c.call(IMM, "ListProjects", &[("Tag", "{\"Key\":\"a\"}")])
+        .await
+        .err(400, "InvalidArgument");
+    c.call(
+        RAM,
+        "TagResources",
+        &[
+            ("ResourceType", "role"),
+            ("ResourceNames", r#"["x"]"#),
+            ("Tag", "not json"),
+        ],
+    )
+    .await
+    .err(400, "InvalidParameter.Tag");
+    // A NextToken the service never issued, decoding to a huge offset: not a panic.
+    use base64::Engine as _;
+    let tok = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(u64::MAX.to_string());
+    let b = c
+        .call(
+            RAM,
+            "ListTagResources",
+            &[("ResourceType", "role"), ("NextToken", &tok)],
+        )
+        .await
+        .ok();
+    assert_eq!(b["TagResources"], json!([]));
+    // PolicyType is required where the service requires it.
+    c.call(RAM, "GetPolicy", &[("PolicyName", "AdministratorAccess")])
+        .await
+        .err(400, "MissingPolicyType");
+    // Invalid UTF-8 in a header-borne action is ignored like any unreadable header.
+    let r = reqwest::Client::new()
+        .post(format!("{}/?Version=2015-05-01", h.endpoint()))
+        .header(
+            "x-acs-action",
+            reqwest::header::HeaderValue::from_bytes(b"List\xffRoles").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let s = r.status().as_u16();
+    assert_envelope(s, &r.json().await.unwrap(), 400, "MissingAction");
+    // Still healthy, and no 5xx was ever answered.
+    c.call(STS, "GetCallerIdentity", &[]).await.ok();
+    let stats = h.stats();
+    assert!(
+        !stats
+            .errors
+            .keys()
+            .any(|k| k == "InternalError" || k == "ServiceUnavailable"),
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn absurd_fault_settings_do_not_break_the_emulator() {
+    let h = start().await;
+    let c = Client::admin(&h);
+    let r = reqwest::Client::new()
+        .put(format!("{}/_emulator/faults", h.endpoint()))
+        .body(r#"{"consistencyDelayMs": 18446744073709551615}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    c.call(
+        RAM,
+        "CreateRole",
+        &[
+            ("RoleName", "late"),
+            ("AssumeRolePolicyDocument", IMM_TRUST),
+        ],
+    )
+    .await
+    .ok();
+    c.call(RAM, "GetRole", &[("RoleName", "late")])
+        .await
+        .err(404, "EntityNotExist.Role");
+    let r = reqwest::Client::new()
+        .put(format!("{}/_emulator/faults", h.endpoint()))
+        .body(r#"{"faultRate": "lots"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+// ------------------------------------------------------------------------------- the binary
+
+/// `immctl emulator ARGS` as a child process on a port-0 listener: the child and its
+/// endpoint (read from the "listening on" line it prints).
+async fn spawn_cli(args: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .arg("emulator")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let endpoint = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                return rest.trim().to_string();
+            }
+        }
+        panic!("the emulator exited without listening");
+    })
+    .await
+    .expect("the emulator starts within 30 s");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, endpoint)
+}
+
+async fn cli_output(args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .arg("emulator")
+        .args(args)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn immctl_emulator_flags_configure_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let (mut child, endpoint) = spawn_cli(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--state",
+        path.to_str().unwrap(),
+        "--latency",
+        "30ms",
+        "--fault-rate",
+        "0",
+        "--rate-limit-scale",
+        "3",
+        "--consistency-delay",
+        "1500ms",
+    ])
+    .await;
+    let f: Value = reqwest::get(format!("{endpoint}/_emulator/faults"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f["latencyMs"], 30);
+    assert_eq!(f["faultRate"], 0.0);
+    assert_eq!(f["rateLimitScale"], 3.0);
+    assert_eq!(f["consistencyDelayMs"], 1500);
+    // The state file exists from the start (a fresh account) and follows every write.
+    let fresh = State::load(&path, "2026-01-01T00:00:00Z").unwrap();
+    assert_eq!(fresh.account_id, "1234567890123456");
+    let c = Client::at(&endpoint, ADMIN_ID, ADMIN_SECRET);
+    c.call(
+        RAM,
+        "CreateRole",
+        &[
+            ("RoleName", "cli-role"),
+            ("AssumeRolePolicyDocument", IMM_TRUST),
+        ],
+    )
+    .await
+    .ok();
+    // The consistency delay from the flag hides it from reads for now.
+    c.call(RAM, "GetRole", &[("RoleName", "cli-role")])
+        .await
+        .err(404, "EntityNotExist.Role");
+    let on_disk = State::load(&path, "2026-01-01T00:00:00Z").unwrap();
+    assert!(on_disk.roles.contains_key("cli-role"));
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+
+    // Restarted on the same file, the role is there.
+    let (mut child, endpoint) =
+        spawn_cli(&["--listen", "127.0.0.1:0", "--state", path.to_str().unwrap()]).await;
+    Client::at(&endpoint, ADMIN_ID, ADMIN_SECRET)
+        .call(RAM, "GetRole", &[("RoleName", "cli-role")])
+        .await
+        .ok();
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn immctl_emulator_without_state_serves_the_default_account_and_key() {
+    let (mut child, endpoint) = spawn_cli(&["--listen", "127.0.0.1:0"]).await;
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    let f: Value = reqwest::get(format!("{endpoint}/_emulator/faults"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f["rateLimitScale"], 1.0, "documented quotas by default");
+    assert_eq!(
+        (f["latencyMs"].clone(), f["faultRate"].clone()),
+        (json!(0), json!(0.0))
+    );
+    let c = Client::at(&endpoint, "emulator-admin", "emulator-secret");
+    for s in [Scheme::V1, Scheme::V3] {
+        let who = c
+            .clone()
+            .scheme(s)
+            .call(STS, "GetCallerIdentity", &[])
+            .await
+            .ok();
+        assert_eq!(who["AccountId"], "1234567890123456");
+        assert_eq!(who["Arn"], "acs:ram::1234567890123456:user/admin");
+    }
+    // An administrator: it may do anything.
+    c.call(IMM, "CreateProject", &[("ProjectName", "first")])
+        .await
+        .ok();
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn immctl_emulator_refuses_bad_flags() {
+    let out = cli_output(&["--listen", "127.0.0.1:0", "--fault-rate", "1.5"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--fault-rate"));
+    let out = cli_output(&["--listen", "127.0.0.1:0", "--rate-limit-scale", "-1"]).await;
+    assert_ne!(out.status.code(), Some(0));
+    let out = cli_output(&["--latency", "2h"]).await;
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "roles: [").unwrap();
+    let out = cli_output(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--state",
+        broken.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.yaml"), "{err}");
+    // The broken file is left as it was, not replaced by a fresh account.
+    assert_eq!(std::fs::read_to_string(&broken).unwrap(), "roles: [");
+}
+
+/// Kill -9 the emulator while sixteen clients write: the state file must always parse, and
+/// hold every write the emulator acknowledged (it persists before it answers).
+#[tokio::test]
+async fn a_killed_emulator_never_leaves_a_torn_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..8u64 {
+        let file = if round % 2 == 0 {
+            "state.json"
+        } else {
+            "state.yaml"
+        };
+        let path = dir.path().join(file);
+        let (mut child, endpoint) = spawn_cli(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--state",
+            path.to_str().unwrap(),
+            "--rate-limit-scale",
+            "0",
+        ])
+        .await;
+        let before = State::load(&path, "2026-01-01T00:00:00Z").unwrap();
+        let writers: Vec<_> = (0..16)
+            .map(|w| {
+                let c = Client::at(&endpoint, ADMIN_ID, ADMIN_SECRET);
+                tokio::spawn(async move {
+                    let mut acked = Vec::new();
+                    for i in 0.. {
+                        let name = format!("k{round}-{w}-{i}");
+                        let doc = IMM_TRUST.replace("imm.", &format!("imm{i}."));
+                        match c
+                            .try_call(
+                                RAM,
+                                "CreateRole",
+                                &[("RoleName", &name), ("AssumeRolePolicyDocument", &doc)],
+                            )
+                            .await
+                        {
+                            Ok(r) if r.status == 200 => acked.push(name),
+                            Ok(r) => panic!("unexpected answer {}: {}", r.status, r.body),
+                            Err(_) => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(40 + 37 * round)).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.extend(w.await.unwrap());
+        }
+        let after = State::load(&path, "2026-01-01T00:00:00Z")
+            .unwrap_or_else(|e| panic!("round {round}: torn state file: {e}"));
+        assert!(!acked.is_empty(), "round {round}: no write got through");
+        for name in &acked {
+            assert!(
+                after.roles.contains_key(name),
+                "round {round}: acknowledged {name} lost"
+            );
+        }
+        assert!(after.roles.len() >= before.roles.len() + acked.len());
+    }
+}
+
+#[tokio::test]
+async fn authorization_evaluates_not_action_not_resource_and_conditions_on_the_request() {
+    // Everything but deletes, from loopback only; GetRole denied outside `open-*`.
+    let everything_but_deletes = json!({"Version":"1","Statement":[
+        {"Effect":"Allow","NotAction":["ram:Delete*","imm:*"],"Resource":"*",
+         "Condition":{"IpAddress":{"acs:SourceIp":["127.0.0.0/8"]}}},
+        {"Effect":"Deny","Action":"ram:GetRole","NotResource":"acs:ram:*:*:role/open-*"}]})
+    .to_string();
+    let h = start_with(state_with_dev(&[everything_but_deletes])).await;
+    let dev = Client::new(&h, "dev-id", "dev-secret");
+    dev.call(RAM, "ListRoles", &[]).await.ok();
+    dev.call(
+        RAM,
+        "CreateRole",
+        &[
+            ("RoleName", "open-a"),
+            ("AssumeRolePolicyDocument", IMM_TRUST),
+        ],
+    )
+    .await
+    .ok();
+    dev.call(RAM, "GetRole", &[("RoleName", "open-a")])
+        .await
+        .ok();
+    let r = dev.call(RAM, "GetRole", &[("RoleName", "closed")]).await;
+    r.err(403, "NoPermission");
+    assert_eq!(
+        r.body["AccessDeniedDetail"]["NoPermissionType"],
+        "ExplicitDeny"
+    );
+    let r = dev.call(RAM, "DeleteRole", &[("RoleName", "open-a")]).await;
+    r.err(403, "NoPermission");
+    assert_eq!(
+        r.body["AccessDeniedDetail"]["NoPermissionType"],
+        "ImplicitDeny"
+    );
+    assert_eq!(r.body["AccessDeniedDetail"]["AuthAction"], "ram:DeleteRole");
+    dev.call(IMM, "ListProjects", &[])
+        .await
+        .err(403, "NoPermission");
+
+    // The same grant limited to another network, or to a time long past, grants nothing.
+    for cond in [
+        json!({"IpAddress":{"acs:SourceIp":"10.0.0.0/8"}}),
+        json!({"DateLessThan":{"acs:CurrentTime":"2001-01-01T00:00:00Z"}}),
+        json!({"Bool":{"acs:SecureTransport":"true"}}),
+    ] {
+        let p = json!({"Version":"1","Statement":[
+            {"Effect":"Allow","Action":"ram:List*","Resource":"*","Condition":cond}]})
+        .to_string();
+        let h = start_with(state_with_dev(&[p])).await;
+        Client::new(&h, "dev-id", "dev-secret")
+            .call(RAM, "ListRoles", &[])
+            .await
+            .err(403, "NoPermission");
+    }
+    // And a condition the request satisfies grants it.
+    let p = json!({"Version":"1","Statement":[
+        {"Effect":"Allow","Action":"ram:list*","Resource":"*",
+         "Condition":{"DateGreaterThan":{"acs:CurrentTime":"2001-01-01T00:00:00Z"},
+                      "StringLike":{"acs:AccessId":"dev-*"}}}]})
+    .to_string();
+    let h = start_with(state_with_dev(&[p])).await;
+    Client::new(&h, "dev-id", "dev-secret")
+        .call(RAM, "ListRoles", &[])
+        .await
+        .ok();
+}
+
+#[tokio::test]
+async fn a_write_that_cannot_be_persisted_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    let path = sub.join("state.json");
+    let h = emulator::spawn(EmulatorOptions {
+        state_file: Some(path.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let c = Client::admin(&h);
+    let create = |name: &'static str| {
+        let c = c.clone();
+        async move {
+            c.call(
+                RAM,
+                "CreateRole",
+                &[("RoleName", name), ("AssumeRolePolicyDocument", IMM_TRUST)],
+            )
+            .await
+        }
+    };
+    create("first").await.ok();
+    // The state file's directory becomes a plain file: the next write cannot be saved.
+    std::fs::remove_dir_all(&sub).unwrap();
+    std::fs::write(&sub, "not a directory").unwrap();
+    create("second").await.err(500, "InternalError");
+    // Once the disk is back, the next call writes everything, the pending change included.
+    std::fs::remove_file(&sub).unwrap();
+    c.call(RAM, "GetRole", &[("RoleName", "first")]).await.ok();
+    let on_disk = State::load(&path, "2026-01-01T00:00:00Z").unwrap();
+    assert!(on_disk.roles.contains_key("first") && on_disk.roles.contains_key("second"));
+    assert_eq!(on_disk, h.state());
+}
+
+/// Every RAM, IMM and STS action the emulator serves (GetCallerIdentity excepted, as in the
+/// service) is checked against the caller's policies: a RAM user with no policy is refused
+/// each one with `NoPermission` naming the action, before anything is looked up.
+#[tokio::test]
+async fn every_action_is_authorized() {
+    let mut st = state_with_dev(&[]);
+    st.users.get_mut("dev").unwrap().policies.clear();
+    let h = start_with(st).await;
+    Client::admin(&h)
+        .call(
+            RAM,
+            "CreateRole",
+            &[
+                ("RoleName", "target"),
+                (
+                    "AssumeRolePolicyDocument",
+                    &account_trust("1234567890123456"),
+                ),
+            ],
+        )
+        .await
+        .ok();
+    let dev = Client::new(&h, "dev-id", "dev-secret");
+    let pdoc = doc(&["oss:GetObject"], "*");
+    type Call<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+    let calls: Vec<Call> = vec![
+        (
+            RAM,
+            "CreateRole",
+            vec![("RoleName", "r"), ("AssumeRolePolicyDocument", IMM_TRUST)],
+        ),
+        (RAM, "GetRole", vec![("RoleName", "r")]),
+        (
+            RAM,
+            "UpdateRole",
+            vec![("RoleName", "r"), ("NewDescription", "d")],
+        ),
+        (RAM, "DeleteRole", vec![("RoleName", "r")]),
+        (RAM, "ListRoles", vec![]),
+        (
+            RAM,
+            "CreatePolicy",
+            vec![("PolicyName", "p"), ("PolicyDocument", &pdoc)],
+        ),
+        (
+            RAM,
+            "GetPolicy",
+            vec![("PolicyName", "p"), ("PolicyType", "Custom")],
+        ),
+        (RAM, "ListPolicies", vec![]),
+        (
+            RAM,
+            "UpdatePolicyDescription",
+            vec![("PolicyName", "p"), ("NewDescription", "d")],
+        ),
+        (RAM, "DeletePolicy", vec![("PolicyName", "p")]),
+        (
+            RAM,
+            "CreatePolicyVersion",
+            vec![("PolicyName", "p"), ("PolicyDocument", &pdoc)],
+        ),
+        (
+            RAM,
+            "GetPolicyVersion",
+            vec![
+                ("PolicyName", "p"),
+                ("PolicyType", "Custom"),
+                ("VersionId", "v1"),
+            ],
+        ),
+        (
+            RAM,
+            "ListPolicyVersions",
+            vec![("PolicyName", "p"), ("PolicyType", "Custom")],
+        ),
+        (
+            RAM,
+            "SetDefaultPolicyVersion",
+            vec![("PolicyName", "p"), ("VersionId", "v1")],
+        ),
+        (
+            RAM,
+            "DeletePolicyVersion",
+            vec![("PolicyName", "p"), ("VersionId", "v2")],
+        ),
+        (
+            RAM,
+            "AttachPolicyToRole",
+            vec![
+                ("RoleName", "r"),
+                ("PolicyType", "Custom"),
+                ("PolicyName", "p"),
+            ],
+        ),
+        (
+            RAM,
+            "DetachPolicyFromRole",
+            vec![
+                ("RoleName", "r"),
+                ("PolicyType", "Custom"),
+                ("PolicyName", "p"),
+            ],
+        ),
+        (RAM, "ListPoliciesForRole", vec![("RoleName", "r")]),
+        (
+            RAM,
+            "ListEntitiesForPolicy",
+            vec![("PolicyName", "p"), ("PolicyType", "Custom")],
+        ),
+        (
+            RAM,
+            "TagResources",
+            vec![
+                ("ResourceType", "role"),
+                ("ResourceNames", r#"["r"]"#),
+                ("Tag", r#"[{"Key":"k","Value":"v"}]"#),
+            ],
+        ),
+        (
+            RAM,
+            "UntagResources",
+            vec![
+                ("ResourceType", "role"),
+                ("ResourceNames", r#"["r"]"#),
+                ("TagKeys", r#"["k"]"#),
+            ],
+        ),
+        (RAM, "ListTagResources", vec![("ResourceType", "role")]),
+        (IMM, "CreateProject", vec![("ProjectName", "p")]),
+        (IMM, "GetProject", vec![("ProjectName", "p")]),
+        (
+            IMM,
+            "UpdateProject",
+            vec![("ProjectName", "p"), ("Description", "d")],
+        ),
+        (IMM, "DeleteProject", vec![("ProjectName", "p")]),
+        (IMM, "ListProjects", vec![]),
+        (
+            IMM,
+            "CreateDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            IMM,
+            "GetDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            IMM,
+            "UpdateDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            IMM,
+            "DeleteDataset",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (IMM, "ListDatasets", vec![("ProjectName", "p")]),
+        (
+            IMM,
+            "CreateBinding",
+            vec![
+                ("ProjectName", "p"),
+                ("DatasetName", "d"),
+                ("URI", "oss://b"),
+            ],
+        ),
+        (
+            IMM,
+            "GetBinding",
+            vec![
+                ("ProjectName", "p"),
+                ("DatasetName", "d"),
+                ("URI", "oss://b"),
+            ],
+        ),
+        (
+            IMM,
+            "DeleteBinding",
+            vec![
+                ("ProjectName", "p"),
+                ("DatasetName", "d"),
+                ("URI", "oss://b"),
+            ],
+        ),
+        (
+            IMM,
+            "ListBindings",
+            vec![("ProjectName", "p"), ("DatasetName", "d")],
+        ),
+        (
+            STS,
+            "AssumeRole",
+            vec![
+                ("RoleArn", "acs:ram::1234567890123456:role/target"),
+                ("RoleSessionName", "s1"),
+            ],
+        ),
+    ];
+    for (version, action, params) in &calls {
+        let r = dev.call(version, action, params).await;
+        r.err(403, "NoPermission");
+        let service = match *version {
+            RAM => "ram",
+            IMM => "imm",
+            _ => "sts",
+        };
+        assert_eq!(
+            r.body["AccessDeniedDetail"]["AuthAction"],
+            format!("{service}:{action}"),
+            "{action}"
+        );
+    }
+    // Nothing was changed by the refused calls.
+    let st = h.state();
+    assert_eq!(st.roles.keys().collect::<Vec<_>>(), ["target"]);
+    assert!(st.policies.is_empty() && st.projects.is_empty());
+    dev.call(STS, "GetCallerIdentity", &[]).await.ok();
 }

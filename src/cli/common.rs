@@ -1,0 +1,251 @@
+//! What the cloud-facing subcommands share: settings from the global flags, the client
+//! (credentials chain or the embedded emulator), plan rendering to stdout, apply events to
+//! stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use super::GlobalArgs;
+use super::reconcile::Format;
+use crate::cloud::{ChainConfig, Client, ClientConfig, CredentialsProvider, Endpoints, RateLimits};
+use crate::emulator::{self, EmulatorHandle, EmulatorOptions};
+use crate::plan::Plan;
+use crate::render;
+use crate::settings::{self, Settings, SettingsInput};
+
+/// Where `--emulator` keeps the embedded emulator's account between runs.
+pub const EMULATOR_STATE_FILE: &str = ".immctl/emulator-state.json";
+/// What the embedded emulator's account is seeded from the first time.
+pub const EMULATOR_SEED_FILE: &str = "manifests/demo-live-state.yaml";
+
+/// The global flags (plus the subcommand's own, through `extra`) resolved against the
+/// environment and the settings file.
+pub fn resolve_settings(
+    global: &GlobalArgs,
+    extra: impl FnOnce(&mut SettingsInput),
+) -> anyhow::Result<Settings> {
+    let mut input = SettingsInput {
+        config: global.config.clone(),
+        region: global.region.clone(),
+        endpoint_ram: global.endpoint_ram.clone(),
+        endpoint_imm: global.endpoint_imm.clone(),
+        endpoint_sts: global.endpoint_sts.clone(),
+        owner: global.owner.clone(),
+        log_format: global.log_format.clone(),
+        verbosity: (global.verbose > 0).then_some(global.verbose),
+        ..SettingsInput::default()
+    };
+    extra(&mut input);
+    let settings = settings::resolve(&input, std::env::vars())?;
+    for w in &settings.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(settings)
+}
+
+/// A connected client, and the embedded emulator behind it when `--emulator` was given (it
+/// lives as long as this value).
+pub struct Cloud {
+    pub client: Client,
+    pub emulator: Option<EmulatorHandle>,
+}
+
+impl Cloud {
+    /// Stop the embedded emulator (its state is already on disk after every change).
+    pub async fn close(self) {
+        if let Some(e) = self.emulator {
+            e.shutdown().await;
+        }
+    }
+}
+
+/// `https://host` stays; `host[:port]` gets `https://`.
+fn endpoint_url(e: &str) -> String {
+    if e.starts_with("http://") || e.starts_with("https://") {
+        e.trim_end_matches('/').to_string()
+    } else {
+        format!("https://{}", e.trim_end_matches('/'))
+    }
+}
+
+/// Build the client: against the embedded emulator (`emulator`), else against the endpoints
+/// and credentials the settings and the official credential chain name.
+pub async fn connect(settings: &Settings, use_emulator: bool) -> anyhow::Result<Cloud> {
+    let (mut config, emulator) = if use_emulator {
+        let handle = start_embedded_emulator(Path::new(EMULATOR_STATE_FILE), settings)
+            .await
+            .context("starting the embedded emulator (--emulator)")?;
+        let mut config = ClientConfig::new(CredentialsProvider::static_ak(
+            emulator::state::DEFAULT_ACCESS_KEY_ID,
+            emulator::state::DEFAULT_ACCESS_KEY_SECRET,
+        ));
+        config.endpoints = Endpoints::single(handle.endpoint());
+        (config, Some(handle))
+    } else {
+        let mut chain = ChainConfig::from_env();
+        chain.sts_endpoint = settings.endpoint_sts.as_deref().map(endpoint_url);
+        let mut config = ClientConfig::new(CredentialsProvider::default_chain(chain));
+        let defaults = Endpoints::default();
+        config.endpoints = Endpoints {
+            ram: settings
+                .endpoint_ram
+                .as_deref()
+                .map(endpoint_url)
+                .unwrap_or(defaults.ram),
+            sts: settings
+                .endpoint_sts
+                .as_deref()
+                .map(endpoint_url)
+                .unwrap_or(defaults.sts),
+            imm: settings.endpoint_imm.as_deref().map(endpoint_url),
+        };
+        (config, None)
+    };
+    config.region = settings.region.clone();
+    config.rate_limits = RateLimits {
+        scale: settings.client.rate_limit_scale,
+        ..RateLimits::default()
+    };
+    config.max_concurrency = settings.client.max_concurrency.max(1);
+    config.request_timeout = settings.client.request_timeout;
+    config.connect_timeout = settings.client.connect_timeout;
+    let client = Client::new(config).context("building the API client")?;
+    Ok(Cloud { client, emulator })
+}
+
+/// The embedded emulator on a loopback port, its state persisted in `state_file` and seeded
+/// from [`EMULATOR_SEED_FILE`] (when present) the first time.
+async fn start_embedded_emulator(
+    state_file: &Path,
+    settings: &Settings,
+) -> anyhow::Result<EmulatorHandle> {
+    let seed = if state_file.exists() {
+        None
+    } else if Path::new(EMULATOR_SEED_FILE).exists() {
+        let state = emulator::State::load(Path::new(EMULATOR_SEED_FILE), &now())
+            .with_context(|| format!("reading the emulator seed {EMULATOR_SEED_FILE}"))?;
+        eprintln!(
+            "immctl: embedded emulator seeded from {EMULATOR_SEED_FILE}; its state is kept in {}",
+            state_file.display()
+        );
+        Some(state)
+    } else {
+        eprintln!(
+            "immctl: embedded emulator starts with an empty test account; its state is kept in {}",
+            state_file.display()
+        );
+        Some(emulator::State::default())
+    };
+    let opts = EmulatorOptions {
+        state: seed,
+        state_file: Some(PathBuf::from(state_file)),
+        // The documented quotas, as the real service enforces them.
+        rate_limit_scale: 1.0,
+        region: settings.region.clone(),
+        ..EmulatorOptions::default()
+    };
+    emulator::spawn(opts)
+        .await
+        .with_context(|| format!("loading {}", state_file.display()))
+}
+
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set (https://no-color.org).
+/// The CLI is the door where such environment facts are read.
+pub fn use_color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Render `plan` to stdout in `format`.
+pub fn print_plan(plan: &Plan, format: Format) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Text => render::render_text(plan, &mut out, use_color()),
+        Format::Json => render::render_json(plan, &mut out),
+        Format::Markdown => render::render_markdown(plan, &mut out),
+    }
+    .and_then(|()| out.flush())
+    .context("writing the plan to stdout")
+}
+
+/// Save `plan` as JSON (for `immctl apply`), atomically.
+pub fn save_plan(plan: &Plan, path: &Path) -> anyhow::Result<()> {
+    let mut text = Vec::new();
+    render::render_json(plan, &mut text)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.write_all(&text)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Preflight before an apply (`crate::preflight`): print its findings to stderr and refuse
+/// (nothing applied) when one is an error, unless `force`. A plan that sets no service role
+/// costs no call.
+pub async fn preflight_or_refuse(
+    client: &Client,
+    plan: &Plan,
+    desired: &crate::manifest::Desired,
+    live: &crate::live::Live,
+    force: bool,
+) -> anyhow::Result<()> {
+    let findings = crate::preflight::preflight(client, plan, desired, live)
+        .await
+        .context(
+            "preflight (checking the caller may set the plan's service roles); nothing was applied",
+        )?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut err = std::io::stderr().lock();
+    let _ = render::render_findings(&findings, &mut err, color);
+    drop(err);
+    if crate::lint::blocks_apply(&findings) {
+        if force {
+            eprintln!("warning: preflight found errors; applying anyway (--force)");
+        } else {
+            anyhow::bail!(
+                "preflight: the caller cannot make this change (above); nothing was applied. Grant what is missing, or pass --force to try anyway"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Apply `plan`, printing each event to stderr as it happens.
+pub async fn apply_plan(client: &Client, plan: &Plan) -> crate::apply::ApplyReport {
+    let opts = crate::apply::ExecuteOptions {
+        max_concurrency: client.config().max_concurrency.max(1),
+        ..crate::apply::ExecuteOptions::default()
+    };
+    crate::reconcile::execute(client, plan, &opts, &mut |event| eprintln!("{event}")).await
+}
+
+/// Print the outcome of an apply; `Err` (exit 1) unless every change was done.
+pub fn finish_apply(report: &crate::apply::ApplyReport) -> anyhow::Result<()> {
+    if report.is_success() {
+        eprintln!("{}", report.summary());
+        return Ok(());
+    }
+    for failure in report.root_failures() {
+        eprintln!("error: {failure}");
+    }
+    anyhow::bail!(
+        "{} The next run picks up where this one stopped.",
+        report.summary()
+    )
+}

@@ -1,0 +1,372 @@
+//! The binary as a user runs it: `immctl reconcile --emulator` on a copy of the example
+//! manifests (and the demo account they are seeded from), in a temporary directory.
+//!
+//! These prove the main job end to end: a first dry run shows the demo account's drift, an
+//! apply converges, and the next plan is empty; a saved plan goes stale when the account
+//! changes; exit codes follow DESIGN.md §4; no secret reaches stdout or stderr.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SECRET: &str = "emulator-secret";
+
+/// A temporary working directory holding a copy of `manifests/`.
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(Path::new("manifests"), &dir.path().join("manifests"));
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn immctl(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("IMMCTL_CONFIG")
+        .env("NO_COLOR", "1")
+        // No real credentials may be picked up by accident.
+        .env("HOME", dir)
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .output()
+        .expect("run immctl");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !all.contains(SECRET),
+        "a secret reached the output of {args:?}:\n{all}"
+    );
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn first_run_plans_the_demo_drift_then_apply_converges_and_replans_empty() {
+    let dir = workdir();
+    let d = dir.path();
+
+    let plan = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let out = String::from_utf8_lossy(&plan.stdout).to_string();
+    // The drift the demo account was seeded with, each at its address.
+    for needle in [
+        "ram_policy.media-app-imm-query",
+        "imm:DeleteFile",
+        "ram_role_policy.media-app/System/AliyunOSSFullAccess",
+        "imm_project.cn-hangzhou/media-library",
+        "ram_role.imm-media-role",
+        "ram_policy.old-thumbnailer",
+    ] {
+        assert!(
+            out.contains(needle),
+            "plan lacks {needle}:\n{}",
+            text(&plan)
+        );
+    }
+    assert!(
+        d.join(".immctl/emulator-state.json").exists(),
+        "the emulator state persists between runs"
+    );
+
+    // A dry run changed nothing: the same plan again.
+    let again = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(again.stdout, plan.stdout);
+
+    // Apply (adopting the hand-made role), then nothing is left to do.
+    let apply = immctl(d, &["reconcile", "--emulator", "--adopt"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    let after = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after));
+    assert!(
+        String::from_utf8_lossy(&after.stdout).contains("No changes"),
+        "{}",
+        text(&after)
+    );
+
+    // The emulator's state shows the manifests' intent.
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap(),
+    )
+    .unwrap();
+    let project = &state["projects"]["cn-hangzhou"]["media-library"];
+    assert_eq!(project["serviceRole"], "imm-media-role");
+    let role = &state["roles"]["imm-media-role"];
+    assert_eq!(role["tags"]["immctl-owner"], "default");
+    let attached: Vec<&str> = state["roles"]["media-app"]["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(!attached.contains(&"AliyunOSSFullAccess"), "{attached:?}");
+    assert!(
+        state["policies"]["old-thumbnailer"].is_object(),
+        "not pruned without --prune"
+    );
+}
+
+#[test]
+fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
+    let dir = workdir();
+    let d = dir.path();
+    let plan_file: PathBuf = d.join("plan.json");
+    let p = plan_file.to_str().unwrap();
+
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            p,
+        ],
+    );
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert_eq!(json["format_version"], 1);
+    assert!(
+        json["manifest_digest"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+
+    // Someone changes a resource the plan touches: apply must refuse, naming it.
+    let mut state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap(),
+    )
+    .unwrap();
+    // The plan updates this policy's document; someone edits its description meanwhile.
+    state["policies"]["media-app-imm-query"]["description"] = "edited in the console".into();
+    std::fs::write(
+        d.join(".immctl/emulator-state.json"),
+        serde_json::to_string_pretty(&state).unwrap(),
+    )
+    .unwrap();
+    let refused = immctl(d, &["apply", p, "--emulator"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("ram_policy.media-app-imm-query"),
+        "{}",
+        text(&refused)
+    );
+    assert!(err.contains("stale"), "{}", text(&refused));
+
+    // A fresh plan applies, and applying it a second time is refused as stale.
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            p,
+        ],
+    );
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let applied = immctl(d, &["apply", p, "--emulator"]);
+    assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
+    let twice = immctl(d, &["apply", p, "--emulator"]);
+    assert_eq!(twice.status.code(), Some(1), "{}", text(&twice));
+
+    // Changed manifests make a saved plan stale too.
+    let saved = immctl(d, &["reconcile", "--emulator", "--dry-run", "--out", p]);
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let projects = d.join("manifests/projects.yaml");
+    let edited = std::fs::read_to_string(&projects)
+        .unwrap()
+        .replace("datasetMaxBindCount: 5", "datasetMaxBindCount: 6");
+    std::fs::write(&projects, edited).unwrap();
+    let refused = immctl(d, &["apply", p, "--emulator"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("manifests"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[test]
+fn invalid_manifests_exit_1_and_nothing_is_contacted() {
+    let dir = workdir();
+    let d = dir.path();
+    std::fs::write(
+        d.join("manifests/broken.yaml"),
+        "apiVersion: immctl/v1\nkind: Role\nmetadata:\n  name: x\nspec:\n  bogus: 1\n",
+    )
+    .unwrap();
+    let out = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("broken.yaml:6:"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !d.join(".immctl").exists(),
+        "the emulator was started although the manifests are invalid"
+    );
+}
+
+#[test]
+fn bad_flags_name_the_flag() {
+    let dir = workdir();
+    let out = immctl(
+        dir.path(),
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--target",
+            "media-app",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--target \"media-app\""));
+}
+
+/// An `immctl emulator` process on a free loopback port with `state` (persisted in
+/// `dir/account.yaml`) and `extra` flags; returns it and its URL.
+pub(crate) fn emulator_process(
+    dir: &Path,
+    state: &str,
+    extra: &[&str],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let state_file = dir.join("account.yaml");
+    std::fs::write(&state_file, state).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&state_file)
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the emulator");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the emulator says where it listens")
+            .unwrap();
+        if let Some(i) = line.find("http://") {
+            break line[i..].trim().to_string();
+        }
+    };
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// Issue 8 point 3: before apply, preflight asks who the caller is and whether it may pass
+/// the project's service role to IMM; a caller without `ram:PassRole` is refused before any
+/// write, with the rule explained, and the secret never shows.
+#[test]
+fn preflight_refuses_a_caller_without_pass_role_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (mut emulator, url) = emulator_process(
+        d,
+        r#"
+accountId: "1234567890123456"
+users:
+  dev: {policies: [{type: Custom, name: dev-access}]}
+accessKeys:
+  - {id: dev-key, secret: dev-secret-value, user: dev}
+policies:
+  dev-access:
+    document:
+      Version: "1"
+      Statement:
+        - {Effect: Allow, Action: ["imm:*", "ram:Get*", "ram:List*", "ram:TagResources", "sts:GetCallerIdentity"], Resource: "*"}
+  media-oss:
+    document: {Version: "1", Statement: [{Effect: Allow, Action: "oss:Get*", Resource: "acs:oss:*:*:media/*"}]}
+    tags: {immctl-owner: default}
+roles:
+  media-imm:
+    assumeRolePolicyDocument: {Version: "1", Statement: [{Effect: Allow, Action: "sts:AssumeRole", Principal: {Service: [imm.aliyuncs.com]}}]}
+    tags: {immctl-owner: default}
+    policies: [{type: Custom, name: media-oss}]
+"#,
+        &[],
+    );
+    std::fs::create_dir_all(d.join("manifests")).unwrap();
+    std::fs::write(
+        d.join("manifests/project.yaml"),
+        "apiVersion: immctl/v1\nkind: Project\nmetadata:\n  name: media\nspec:\n  serviceRole: media-imm\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(["reconcile", "--endpoint-ram", &url, "--endpoint-imm", &url])
+        .args(["--endpoint-sts", &url])
+        .current_dir(d)
+        .env("HOME", d)
+        .env("NO_COLOR", "1")
+        .env_remove("IMMCTL_CONFIG")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "dev-key")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "dev-secret-value")
+        .output()
+        .unwrap();
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    // The emulator persists every change before it answers.
+    let state: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(d.join("account.yaml")).unwrap()).unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        !all.contains("dev-secret-value"),
+        "the secret leaked:\n{all}"
+    );
+    assert!(all.contains("PF001"), "{all}");
+    assert!(all.contains("ram:PassRole"), "{all}");
+    assert!(all.contains("nothing was applied"), "{all}");
+    assert!(
+        state["projects"]["cn-hangzhou"].get("media").is_none(),
+        "the project was created although preflight refused: {state:?}"
+    );
+}
