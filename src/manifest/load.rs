@@ -416,6 +416,10 @@ impl Loader<'_> {
         here: &Located<'_>,
         addr: Option<&Address>,
     ) -> Option<(ManifestIn<S>, bool)> {
+        // The common case, a document without schema errors, needs no copy of the tree.
+        if let Ok(m) = yaml::from_node::<ManifestIn<S>>(here.root, &[]) {
+            return Some((m, true));
+        }
         let mut tree = here.root.clone();
         let mut removed: Vec<Vec<Seg>> = Vec::new();
         for _ in 0..100 {
