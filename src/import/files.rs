@@ -185,7 +185,12 @@ pub fn scan(out: &Path, default_region: &str) -> OutDir {
             default_region: default_region.to_string(),
         },
     );
-    dir.errors = loaded.errors().count();
+    // "Nothing declared" (an empty directory, or only the emulator's seed) is no reason to
+    // warn: the import is about to declare things.
+    dir.errors = loaded
+        .errors()
+        .filter(|d| d.code != manifest::validate::codes::NOTHING)
+        .count();
     let d = &loaded.desired;
     for p in d.policies.values() {
         dir.declared
