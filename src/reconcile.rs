@@ -71,7 +71,7 @@ pub fn load(opts: &PassOptions) -> Result<Loaded, PassError> {
 }
 
 /// Load the manifests and keep everything the loader saw, errors included: the daemon still
-/// needs the files and roots of an invalid set (to watch them) and its digest (to report it).
+/// needs the files of an invalid set (to watch them) and its digest (to report it).
 /// Callers must check [`Loaded::has_errors`] before sending anything to the cloud.
 pub fn load_all(opts: &PassOptions) -> Loaded {
     manifest::load(

@@ -171,9 +171,14 @@ async fn stages(
         r.plan = Some(plan_status(r.tick, &plan, disposition));
         return;
     }
-    // An empty plan with an error finding is still held back: the planner encodes some
+    // Error findings hold the plan back, as `immctl reconcile` without `--force` (the daemon
+    // has no force). An empty plan with one is held back too: the planner encodes some
     // refusals (prune past max_deletions, prune of an empty set) as findings, not changes.
-    if plan.is_empty() && !crate::lint::blocks_apply(&plan.findings) {
+    if crate::lint::blocks_apply(&plan.findings) {
+        blocked(r, &plan);
+        return;
+    }
+    if plan.is_empty() {
         r.plan = Some(plan_status(r.tick, &plan, "no_changes"));
         return;
     }
@@ -204,20 +209,7 @@ async fn stages(
         }
     }
     if crate::lint::blocks_apply(&plan.findings) {
-        let blocking: Vec<String> = plan
-            .findings
-            .iter()
-            .filter(|f| f.severity == crate::plan::Severity::Error)
-            .map(|f| format!("{} {}: {}", f.code, f.address, f.message))
-            .collect();
-        r.result = TickResult::Blocked;
-        r.plan = Some(plan_status(r.tick, &plan, "blocked"));
-        r.error = Some(format!(
-            "the plan has {} error finding(s); nothing was applied until they are fixed (first: {})",
-            blocking.len(),
-            blocking[0]
-        ));
-        r.details = capped(blocking);
+        blocked(r, &plan);
         return;
     }
 
@@ -229,6 +221,24 @@ async fn stages(
     let report = reconcile::execute(ctx.client, &plan, &opts, &mut log_event).await;
     r.plan = Some(plan_status(r.tick, &plan, "applied"));
     record_apply(r, &report);
+}
+
+/// Record a plan held back by its error findings.
+fn blocked(r: &mut TickReport, plan: &Plan) {
+    let blocking: Vec<String> = plan
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::plan::Severity::Error)
+        .map(|f| format!("{} {}: {}", f.code, f.address, f.message))
+        .collect();
+    r.result = TickResult::Blocked;
+    r.plan = Some(plan_status(r.tick, plan, "blocked"));
+    r.error = Some(format!(
+        "the plan has {} error finding(s); nothing was applied until they are fixed (first: {})",
+        blocking.len(),
+        blocking.first().map_or("", String::as_str)
+    ));
+    r.details = capped(blocking);
 }
 
 fn log_plan(plan: &Plan) {

@@ -1,9 +1,12 @@
 //! Early ticks: notice that the manifest files changed without waiting for the interval.
 //!
 //! A cheap poll, not inotify. Every `poll` (250 ms by default) a blocking task stats every
-//! non-hidden file under the manifest roots (following symbolic links, as the loader does) and
-//! every file the last load read (policy `documentFile`s may live outside the roots), and
-//! compares size, modification and change times, inode and device with the last look. After
+//! non-hidden file under the manifest roots, whatever its extension (so a policy
+//! `documentFile` next to its manifest counts), following symbolic links as the loader does,
+//! plus the manifest files the last load found, and compares size, modification and change
+//! times, inode and device with the last look. (A `documentFile` outside every root is not
+//! watched: the loader does not list those; a change to one is picked up at the next
+//! interval.) After
 //! a change it waits until the files are quiet for `quiet` (debounce: an editor's save, a
 //! `git checkout` or git-sync's swap is one tick, not ten), at most `max_wait`, then wakes the
 //! tick loop.
@@ -85,7 +88,7 @@ impl Stamp {
 struct Fingerprint {
     /// Every non-hidden file under the roots (and the roots themselves when missing).
     walked: BTreeMap<PathBuf, Option<Stamp>>,
-    /// The files the last load read.
+    /// The manifest files the last load found.
     loaded: BTreeMap<PathBuf, Option<Stamp>>,
 }
 
@@ -127,7 +130,7 @@ impl Watcher {
         Watcher { inner, task }
     }
 
-    /// The files the last load read (the roots are watched whatever this says).
+    /// The manifest files the last load found (the roots are walked whatever this says).
     pub(crate) fn set_loaded(&self, files: &[PathBuf]) {
         let mut l = self.inner.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if l.as_slice() != files {

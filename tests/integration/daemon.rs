@@ -418,10 +418,19 @@ async fn an_invalid_manifest_stops_applies_and_prunes_and_shows_on_readyz_and_st
     assert_eq!(status["last_tick"]["result"], "invalid_manifests");
     assert_eq!(status["last_error"]["result"], "invalid_manifests");
     assert_eq!(status["manifests"]["valid"], false);
-    let first = status["manifests"]["errors"][0].as_str().unwrap();
+    let errors = status["manifests"]["errors"].as_array().unwrap();
     assert!(
-        first.contains("broken.yaml:") && first.contains("descripton"),
+        errors
+            .iter()
+            .all(|e| e.as_str().unwrap().contains("broken.yaml:")),
         "{status:#}"
+    );
+    assert!(
+        errors.iter().any(|e| {
+            let e = e.as_str().unwrap();
+            e.contains("broken.yaml:6:3:") && e.contains("descripton")
+        }),
+        "the unknown field is reported at its line and column\n{status:#}"
     );
     assert!(
         status["last_error"]["details"][0]
