@@ -205,7 +205,10 @@ async fn main() {
         ..SettingsInput::default()
     };
     let settings = settings::resolve(&input, Vec::<(String, String)>::new()).unwrap();
-    let opts = Options::from_settings(client, vec![manifests], &settings);
+    let mut opts = Options::from_settings(client, vec![manifests], &settings);
+    // The example manifests move a project onto the demo account's unowned role
+    // imm-media-role, which only adoption makes safe (IMM014 otherwise): `immctl run --adopt`.
+    opts.pass.plan.adopt = true;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -49,7 +49,9 @@ PY
 
 # The example manifests against the embedded emulator (seeded from the demo account), so the
 # first tick applies changes and the text holds every kind of series.
-(cd "$work" && exec "$immctl" run --emulator --listen "127.0.0.1:$port" --interval 2s) \
+# --adopt: the manifests move a project onto the demo account's unowned role (as in the
+# README's `reconcile --emulator --adopt`); without it the plan is held back (IMM014).
+(cd "$work" && exec "$immctl" run --emulator --adopt --listen "127.0.0.1:$port" --interval 2s) \
     >"$work/daemon.log" 2>&1 &
 pid=$!
 cleanup() {

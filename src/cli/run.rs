@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Prune refuses to delete more than this many resources in one plan (default 5).
     #[arg(long, value_name = "N")]
     pub max_deletions: Option<String>,
+    /// Take over declared resources that exist without any owner tag, on every tick (as
+    /// `reconcile --adopt`; `spec.adopt: true` does it for one resource).
+    #[arg(long)]
+    pub adopt: bool,
     /// Allow prune past --max-deletions.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub allow_mass_delete: Option<bool>,
@@ -100,7 +104,9 @@ async fn serve(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen} (listen, from {origin})"))?;
 
     let cloud = common::connect(&settings, args.emulator).await?;
-    let opts = daemon::Options::from_settings(cloud.client.clone(), args.paths.clone(), &settings);
+    let mut opts =
+        daemon::Options::from_settings(cloud.client.clone(), args.paths.clone(), &settings);
+    opts.pass.plan.adopt = args.adopt;
     let served = daemon::run(opts, listener, shutdown).await;
     cloud.close().await;
     served.context("serving the HTTP endpoints")

@@ -159,7 +159,7 @@ impl Options {
                 default_region: settings.region.clone(),
                 plan: PlanSettings {
                     owner: settings.owner.clone(),
-                    // Adoption is per resource (`spec.adopt: true`) in the daemon.
+                    // Not a setting: `immctl run --adopt` sets it (as `reconcile --adopt`).
                     adopt: false,
                     prune: d.prune,
                     max_deletions: d.max_deletions as usize,
@@ -195,6 +195,7 @@ impl Options {
             interval_seconds: self.schedule.interval.as_secs_f64(),
             jitter: self.schedule.jitter,
             detect_only: self.detect_only,
+            adopt: p.adopt,
             prune: p.prune,
             max_deletions: p.max_deletions,
             allow_mass_delete: p.allow_mass_delete,

@@ -133,6 +133,7 @@ pub(crate) struct StartedWith {
     pub interval_seconds: f64,
     pub jitter: f64,
     pub detect_only: bool,
+    pub adopt: bool,
     pub prune: bool,
     pub max_deletions: usize,
     pub allow_mass_delete: bool,
