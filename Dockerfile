@@ -31,7 +31,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 # --locked: exactly the versions in Cargo.lock. The path remap keeps the build directory
-# out of the binary, so the same source gives the same bytes. `install -s` strips symbols
+# and cargo's home out of the binary (one source of differences between rebuilds). `install -s` strips symbols
 # (15 MB -> 12 MB).
 ENV RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=/cargo" \
     CARGO_TERM_COLOR=never

@@ -76,8 +76,13 @@ if [[ ${FULL_BUILD:-} == 1 ]]; then
     step "stand-in $rust_image (rustup-init --profile minimal --default-toolchain $rust_version)"
     mkdir -p "$ctx/rust"
     cp "$(command -v rustup)" "$ctx/rust/rustup-init"
+    # The host's CA bundle, so that a TLS-inspecting proxy the host trusts (some sandboxes and
+    # corporate networks have one) is trusted inside the build too. Only the stand-in base
+    # gets it; the real rust image and the immctl image are not touched.
+    cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/rust/ca-certificates.crt"
     {
         echo "FROM $base"
+        echo "COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt"
         echo "ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \\"
         echo "    PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         echo "COPY rustup-init /tmp/rustup-init"
