@@ -17,6 +17,8 @@
 //! - [`daemon`]: `immctl run`: tick loop, shutdown, health / readiness / metrics / status.
 //! - [`emulator`]: the fake cloud used by every test and by `--emulator`. Of our modules it
 //!   uses only `cloud::signer`, `cloud` wire types and `policy`.
+//! - [`import`]: `immctl import`: live resources -> manifest files (pure conversion, then
+//!   `import::files` for names, hand-edit detection and atomic writes).
 //! - [`settings`]: defaults < config file < `IMMCTL_*` environment < flags.
 //! - [`cli`]: one file per subcommand; the only place that turns errors into exit codes.
 //!
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod cloud;
 pub mod daemon;
 pub mod emulator;
+pub mod import;
 pub mod lint;
 pub mod live;
 pub mod manifest;

@@ -113,6 +113,7 @@ mod tests {
             findings: vec![],
             manifest_digest: "d1".into(),
             live_fingerprints: BTreeMap::new(),
+            expanded_from: BTreeMap::new(),
         }
     }
 

@@ -125,6 +125,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         findings: vec![],
         manifest_digest: "d".into(),
         live_fingerprints: BTreeMap::new(),
+        expanded_from: BTreeMap::new(),
     }
 }
 

@@ -115,6 +115,8 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             eprintln!("No changes. Nothing to apply.");
             return Ok(());
         }
+        common::preflight_or_refuse(&cloud.client, &plan, &loaded.desired, &live, args.force)
+            .await?;
         let report = common::apply_plan(&cloud.client, &plan).await;
         common::finish_apply(&report)
     }

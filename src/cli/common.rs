@@ -191,6 +191,41 @@ pub fn save_plan(plan: &Plan, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Preflight before an apply (`crate::preflight`): print its findings to stderr and refuse
+/// (nothing applied) when one is an error, unless `force`. A plan that sets no service role
+/// costs no call.
+pub async fn preflight_or_refuse(
+    client: &Client,
+    plan: &Plan,
+    desired: &crate::manifest::Desired,
+    live: &crate::live::Live,
+    force: bool,
+) -> anyhow::Result<()> {
+    let findings = crate::preflight::preflight(client, plan, desired, live)
+        .await
+        .context(
+            "preflight (checking the caller may set the plan's service roles); nothing was applied",
+        )?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let color = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut err = std::io::stderr().lock();
+    let _ = render::render_findings(&findings, &mut err, color);
+    drop(err);
+    if crate::lint::blocks_apply(&findings) {
+        if force {
+            eprintln!("warning: preflight found errors; applying anyway (--force)");
+        } else {
+            anyhow::bail!(
+                "preflight: the caller cannot make this change (above); nothing was applied. Grant what is missing, or pass --force to try anyway"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Apply `plan`, printing each event to stderr as it happens.
 pub async fn apply_plan(client: &Client, plan: &Plan) -> crate::apply::ApplyReport {
     let opts = crate::apply::ExecuteOptions {

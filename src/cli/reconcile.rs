@@ -132,6 +132,14 @@ async fn plan_and_apply(
             "the plan has error findings (above); nothing was applied. Fix them, or pass --force to apply anyway"
         );
     }
+    common::preflight_or_refuse(
+        &cloud.client,
+        plan,
+        &planned.loaded.desired,
+        &planned.live,
+        args.force,
+    )
+    .await?;
     let report = common::apply_plan(&cloud.client, plan).await;
     common::finish_apply(&report)?;
     Ok(exit_for(changes, args.detailed_exitcode))

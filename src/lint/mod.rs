@@ -31,6 +31,7 @@
 //! | `IMM011` | error | role | the plan deletes a role a live project uses |
 //! | `IMM012` | error | project | the plan takes minimum permissions away from the service role of a live project (detach, narrower document, or a move to a weaker role) |
 //! | `IMM013` | error | project | the plan changes the trust policy of a live project's service role so IMM can no longer assume it |
+//! | `IMM014` | error | project | the plan sets a project's service role, but leaves that role short of what its manifest declares (not adopted, another owner's, or outside `--target`), so after apply the project runs on a role that lacks the IMM minimum or does not exist |
 //!
 //! Severities: a state in which IMM cannot work at all (cannot assume the role, the role does
 //! not exist) and a plan that *breaks* a working project are errors; a declared role that lacks
@@ -95,6 +96,7 @@ pub mod codes {
     pub const PLAN_DELETES_ROLE_IN_USE: &str = "IMM011";
     pub const PLAN_DROPS_MINIMUM: &str = "IMM012";
     pub const PLAN_BREAKS_TRUST: &str = "IMM013";
+    pub const PLAN_SETS_UNREADY_ROLE: &str = "IMM014";
 }
 
 /// The lints over the declared state; `live: None` is offline (`immctl validate`).

@@ -95,6 +95,7 @@ pub fn lint_plan(plan: &Plan, desired: &Desired, live: &Live) -> Vec<Finding> {
             ));
         }
     }
+    out.extend(unready_roles(plan, desired, live, &after));
     for (role, keys) in deleted_in_use {
         let projects: Vec<String> = keys
             .iter()
@@ -112,6 +113,100 @@ pub fn lint_plan(plan: &Plan, desired: &Desired, live: &Live) -> Vec<Finding> {
         ));
     }
     sort_dedup(&mut out);
+    out
+}
+
+/// `IMM014`: the plan points a project at a declared service role (creates the project, or
+/// changes its `ServiceRole`), but does not bring that role in line with its manifest, so
+/// after apply the role lacks part of the minimum the manifest gives it, no longer lets IMM
+/// assume it, or does not exist. This happens when the role exists unowned and is not
+/// adopted, belongs to another owner, or is left out by `--target`: the project change is
+/// planned, the role change is not.
+fn unready_roles(plan: &Plan, desired: &Desired, live: &Live, after: &Live) -> Vec<Finding> {
+    let declared_src = Sources {
+        desired: Some(desired),
+        live: Some(live),
+    };
+    let after_src = Sources {
+        desired: None,
+        live: Some(after),
+    };
+    let mut out = Vec::new();
+    for c in &plan.changes {
+        for op in &c.ops {
+            let (key, role) = match op {
+                Op::CreateProject {
+                    key, service_role, ..
+                } => (key, service_role.as_str()),
+                Op::UpdateProject {
+                    key,
+                    service_role: Some(r),
+                    ..
+                } => (key, r.as_str()),
+                _ => continue,
+            };
+            if role == IMM_DEFAULT_ROLE {
+                continue;
+            }
+            let RoleLookup::Declared(d) = declared_src.role(role) else {
+                continue; // not declared: lint_desired's IMM002 / IMM005 speak about it
+            };
+            let address = Address::project(key);
+            let a = match after_src.role(role) {
+                RoleLookup::Live(a) => a,
+                RoleLookup::Absent | RoleLookup::NotRead | RoleLookup::Offline => {
+                    out.push(finding(
+                        codes::PLAN_SETS_UNREADY_ROLE,
+                        Severity::Error,
+                        address,
+                        format!(
+                            "this plan sets service role \"{role}\" on the project, but does not create the role (left out by --target?), so IMM calls of this project would fail"
+                        ),
+                        "include the role in --target, or pass --force if this is intended",
+                    ));
+                    continue;
+                }
+                RoleLookup::Declared(_) => continue, // `desired: None` never answers Declared
+            };
+            let mut buckets: BTreeSet<String> = buckets_named(&d.known_docs());
+            if let Some(dp) = desired.projects.get(key) {
+                buckets.extend(dp.buckets.iter().cloned());
+            }
+            let account = declared_src.account();
+            let short: Vec<Need> = minimum(&buckets)
+                .into_iter()
+                .filter(|n| {
+                    holds(&d, n, role, account)
+                        && matches!(
+                            judge(&a.known_docs(), &n.request(role, account)),
+                            Verdict::Refused(_)
+                        )
+                })
+                .collect();
+            let trust_lost =
+                imm_may_assume(&d) == Decision::Allow && imm_may_assume(&a) != Decision::Allow;
+            if short.is_empty() && !trust_lost {
+                continue;
+            }
+            let mut what = Vec::new();
+            if trust_lost {
+                what.push("a trust policy that lets imm.aliyuncs.com assume it".to_string());
+            }
+            if !short.is_empty() {
+                what.push(describe(&short));
+            }
+            out.push(finding(
+                codes::PLAN_SETS_UNREADY_ROLE,
+                Severity::Error,
+                address,
+                format!(
+                    "this plan sets service role \"{role}\" on the project, but leaves the role as it is live (not adopted, another owner's, or outside --target), so after apply it lacks what its manifest gives it: {}; IMM calls of this project would fail",
+                    what.join("; ")
+                ),
+                "adopt the role (--adopt or spec.adopt: true) so the same plan brings it in line, or pass --force if this is intended",
+            ));
+        }
+    }
     out
 }
 

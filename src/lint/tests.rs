@@ -738,3 +738,115 @@ fn lints_never_repeat_a_planner_finding_code() {
         assert!(!plan.findings.iter().any(|g| g.code == f.code), "{f:?}");
     }
 }
+
+// ------------------------------------------------------------------ IMM014
+
+/// The demo account's situation: the project's declared service role exists live without
+/// an owner tag (made in the console) and without the least-privilege policy; the project
+/// runs on the default role. Without adoption the plan moves the project onto the role but
+/// leaves the role alone, so IMM would run on a role without OSS access.
+fn unowned_service_role() -> (crate::manifest::Desired, Live) {
+    let (p, r, j) = good();
+    let d = desired(p, r, j);
+    let mut live = empty_live();
+    let mut role = live_role("svc", crate::manifest::Tags::new());
+    role.trust_policy = imm::trust_policy();
+    live.role_names.insert("svc".into());
+    live.roles.insert("svc".into(), role);
+    let key = ProjectKey {
+        region: REGION.into(),
+        name: "media".into(),
+    };
+    live.projects.insert(
+        key.clone(),
+        live_project(&key, IMM_DEFAULT_ROLE, owned("default")),
+    );
+    (d, live)
+}
+
+#[test]
+fn setting_a_service_role_the_plan_leaves_short_of_its_manifest_is_an_error() {
+    let (d, live) = unowned_service_role();
+    let (plan, f) = planned(&d, &live);
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.address.as_str() == "imm_project.cn-hangzhou/media"),
+        "the project is moved onto the role: {plan:#?}"
+    );
+    let e = only(&f, codes::PLAN_SETS_UNREADY_ROLE);
+    assert_eq!(e.severity, Severity::Error);
+    assert_eq!(e.address.as_str(), "imm_project.cn-hangzhou/media");
+    assert!(e.message.contains("oss:PutObject"), "{}", e.message);
+    assert!(e.message.contains("ram:PassRole"), "{}", e.message);
+    assert!(blocks_apply(&f));
+
+    // Adopting the role brings it in line in the same plan: no error.
+    let adopt = PlanSettings {
+        adopt: true,
+        ..PlanSettings::default()
+    };
+    let plan = diff(&d, &live, &adopt);
+    let f = lint_plan(&plan, &d, &live);
+    assert!(
+        with_code(&f, codes::PLAN_SETS_UNREADY_ROLE).is_empty(),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn a_target_that_creates_the_role_but_not_its_policy_is_an_error() {
+    let (p, r, j) = good();
+    let d = desired(p, r, j);
+    let live = empty_live();
+    // --target pulls in what the project depends on (its role), but not the role's
+    // attachments: the project would run on a role without any permission.
+    let targeted = PlanSettings {
+        targets: vec![crate::manifest::Address(
+            "imm_project.cn-hangzhou/media".into(),
+        )],
+        ..PlanSettings::default()
+    };
+    let plan = diff(&d, &live, &targeted);
+    assert!(
+        plan.changes
+            .iter()
+            .any(|c| c.address.as_str() == "ram_role.svc")
+    );
+    let f = lint_plan(&plan, &d, &live);
+    let e = only(&f, codes::PLAN_SETS_UNREADY_ROLE);
+    assert!(e.message.contains("oss:PutObject"), "{}", e.message);
+    // Targeting the role's attachment as well makes the plan whole.
+    let whole = PlanSettings {
+        targets: vec![
+            crate::manifest::Address("imm_project.cn-hangzhou/media".into()),
+            crate::manifest::Address("ram_role_policy.svc/Custom/svc-min".into()),
+        ],
+        ..PlanSettings::default()
+    };
+    let plan = diff(&d, &live, &whole);
+    let f = lint_plan(&plan, &d, &live);
+    assert!(
+        with_code(&f, codes::PLAN_SETS_UNREADY_ROLE).is_empty(),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn a_plan_that_sets_a_service_role_it_never_creates_is_an_error() {
+    let (p, r, j) = good();
+    let d = desired(p, r, j);
+    let live = empty_live();
+    // A plan from elsewhere (or a planner bug) without the role is caught.
+    let mut plan = diff(&d, &live, &PlanSettings::default());
+    plan.changes
+        .retain(|c| c.address.as_str().starts_with("imm_project."));
+    plan.changes.iter_mut().for_each(|c| c.depends_on.clear());
+    let f = lint_plan(&plan, &d, &live);
+    let e = only(&f, codes::PLAN_SETS_UNREADY_ROLE);
+    assert!(
+        e.message.contains("does not create the role"),
+        "{}",
+        e.message
+    );
+}

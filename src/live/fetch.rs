@@ -54,6 +54,16 @@
 //! calls come on top. `tests/integration/live.rs` checks the formula against the emulator's
 //! per-action counts.
 //!
+//! # Everything mode (`immctl import`)
+//!
+//! With [`Scope::everything`], phase 2 reads every role and custom policy the selection
+//! admits (kind included, name starts with the prefix) that carries no owner tag or ours, and
+//! no owned resource outside the selection (import has no use for it). Never read: `Aliyun*` roles, roles the list marks as
+//! service-linked, and resources tagged by another owner; the last are returned by
+//! [`fetch_all`] in [`Fetched::other_owners`] (from the list answers, at no extra call), so
+//! the caller can report them. The formula above holds with `Rs` / `Cs` counting those reads;
+//! `ListProjects` is sent only for [`Scope::regions`] (empty when projects are not wanted).
+//!
 //! # Consistency
 //!
 //! A resource listed but gone by the time it is read (`EntityNotExist.*`) is treated as
@@ -94,6 +104,34 @@ pub struct Scope {
     pub projects: BTreeSet<ProjectKey>,
     /// System policies named by declared roles (documents fetched for the lints).
     pub system_policies: BTreeSet<String>,
+    /// `immctl import`: also read every unowned role / custom policy this selects.
+    pub everything: Option<Everything>,
+}
+
+/// Which undeclared, unowned resources [`Scope::everything`] reads in full.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Everything {
+    /// Read roles (never `Aliyun*` or service-linked ones).
+    pub roles: bool,
+    /// Read custom policies.
+    pub policies: bool,
+    /// Only names starting with this (empty: every name).
+    pub prefix: String,
+}
+
+impl Everything {
+    fn selects(&self, kind_wanted: bool, name: &str) -> bool {
+        kind_wanted && name.starts_with(&self.prefix)
+    }
+}
+
+/// What [`fetch_all`] read: the live state, plus the resources the selection of
+/// [`Scope::everything`] admits but that carry another owner's tag (not read in full).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fetched {
+    pub live: Live,
+    /// `ram_role.*` / `ram_policy.*` address -> the other owner's tag value.
+    pub other_owners: BTreeMap<Address, String>,
 }
 
 impl Scope {
@@ -114,6 +152,7 @@ impl Scope {
                 .filter(|p| p.policy_type == PolicyType::System)
                 .map(|p| p.name.clone())
                 .collect(),
+            everything: None,
         }
     }
 
@@ -225,6 +264,13 @@ enum Read {
 
 /// Read the live state `scope` needs. See the module docs for what is read and the call count.
 pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
+    fetch_all(client, scope).await.map(|f| f.live)
+}
+
+/// [`fetch`], also returning what the lists showed of resources owned by others (see
+/// [`Fetched`]); for `immctl import`, which reports them.
+pub async fn fetch_all(client: &Client, scope: &Scope) -> Result<Fetched> {
+    let mut other_owners = BTreeMap::new();
     // Phase 1: the account-wide lists, concurrently.
     let roles_f = async {
         client
@@ -304,8 +350,24 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
     let mut set: JoinSet<Result<Read>> = JoinSet::new();
     for r in roles {
         let tags = r.tag_map();
-        let wanted = scope.roles.contains(&r.role_name) || scope.owns(&tags);
-        if !wanted || r.role_name.starts_with("Aliyun") {
+        let protected = r.role_name.starts_with("Aliyun");
+        let mut wanted = scope.roles.contains(&r.role_name)
+            || (scope.owns(&tags)
+                && (scope.everything.as_ref()).is_none_or(|e| e.selects(e.roles, &r.role_name)));
+        if let Some(e) = &scope.everything
+            && e.selects(e.roles, &r.role_name)
+            && !protected
+            && r.is_service_linked_role != Some(true)
+        {
+            match tags.get(OWNER_TAG_KEY) {
+                None => wanted = true,
+                Some(o) if *o != scope.owner => {
+                    other_owners.insert(Address::role(&r.role_name), o.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        if !wanted || protected {
             continue;
         }
         let (c, permits) = (client.clone(), permits.clone());
@@ -317,7 +379,21 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
     }
     for (name, p) in custom {
         let tags = p.tag_map();
-        if !(scope.policies.contains(&name) || scope.owns(&tags)) {
+        let mut wanted = scope.policies.contains(&name)
+            || (scope.owns(&tags)
+                && (scope.everything.as_ref()).is_none_or(|e| e.selects(e.policies, &name)));
+        if let Some(e) = &scope.everything
+            && e.selects(e.policies, &name)
+        {
+            match tags.get(OWNER_TAG_KEY) {
+                None => wanted = true,
+                Some(o) if *o != scope.owner => {
+                    other_owners.insert(Address::policy(&name), o.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        if !wanted {
             continue;
         }
         let (c, permits) = (client.clone(), permits.clone());
@@ -380,7 +456,7 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
     if let Some(e) = first_error {
         return Err(e);
     }
-    Ok(live)
+    Ok(Fetched { live, other_owners })
 }
 
 async fn list_projects(c: &Client, region: &str) -> cloud::Result<Vec<Project>> {

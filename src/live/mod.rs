@@ -4,5 +4,5 @@
 pub mod fetch;
 pub mod model;
 
-pub use fetch::{FetchError, Scope, fetch};
+pub use fetch::{Everything, FetchError, Fetched, Scope, fetch, fetch_all};
 pub use model::*;

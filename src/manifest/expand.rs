@@ -6,13 +6,13 @@
 //! not for policies, becomes `-`). Both resources carry `expanded_from` and the source of the
 //! `ImmServiceRole` document, so plans and errors point back at it.
 //!
-//! Also renders expanded resources as manifests (`immctl validate --expand`). Pure: no I/O.
+//! Also renders expanded resources as manifests (`immctl validate --expand`), through the
+//! shared writer [`super::render`]. Pure: no I/O.
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
-
 use super::model::*;
+use super::render;
 use crate::policy::imm;
 
 /// What an `ImmServiceRole` says, after validation.
@@ -73,62 +73,7 @@ pub fn expand(name: &str, input: &ImmServiceRoleInput, source: &Source) -> Expan
 }
 
 // ---------------------------------------------------------------------------------------
-// Rendering the expansion as manifests.
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Manifest<S> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: Meta,
-    spec: S,
-}
-
-#[derive(Serialize)]
-struct Meta {
-    name: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RoleOut {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    max_session_duration: u32,
-    trust_policy: serde_json::Value,
-    policies: Vec<PolicyRefOut>,
-    #[serde(skip_serializing_if = "Tags::is_empty")]
-    tags: Tags,
-    #[serde(skip_serializing_if = "is_delete")]
-    deletion_policy: DeletionPolicy,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    adopt: bool,
-}
-
-#[derive(Serialize)]
-struct PolicyRefOut {
-    name: String,
-    #[serde(rename = "type")]
-    policy_type: PolicyType,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct PolicyOut {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<String>,
-    document: serde_json::Value,
-    #[serde(skip_serializing_if = "Tags::is_empty")]
-    tags: Tags,
-    #[serde(skip_serializing_if = "is_delete")]
-    deletion_policy: DeletionPolicy,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    adopt: bool,
-}
-
-fn is_delete(p: &DeletionPolicy) -> bool {
-    *p == DeletionPolicy::Delete
-}
+// Rendering the expansion as manifests (through the shared writer, `super::render`).
 
 /// Every resource expanded from an `ImmServiceRole`, as YAML manifests a user could paste in
 /// place of the `ImmServiceRole` (documents in canonical form), each group introduced by a
@@ -143,52 +88,15 @@ pub fn render_expanded(desired: &Desired) -> String {
             "# Expanded from ImmServiceRole {from:?} at {}\n",
             role.source
         ));
-        let role_doc = Manifest {
-            api_version: "immctl/v1",
-            kind: "Role",
-            metadata: Meta {
-                name: role.name.clone(),
-            },
-            spec: RoleOut {
-                description: role.description.clone(),
-                max_session_duration: role.max_session_duration,
-                trust_policy: role.trust_policy.canonical(),
-                policies: role
-                    .policies
-                    .iter()
-                    .map(|p| PolicyRefOut {
-                        name: p.name.clone(),
-                        policy_type: p.policy_type,
-                    })
-                    .collect(),
-                tags: role.tags.clone(),
-                deletion_policy: role.deletion_policy,
-                adopt: role.adopt,
-            },
-        };
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&role_doc).expect("manifests always serialize"));
+        out.push_str(&render::render_role(role));
         for policy in desired
             .policies
             .values()
             .filter(|p| p.expanded_from.as_deref() == Some(from.as_str()))
         {
-            let doc = Manifest {
-                api_version: "immctl/v1",
-                kind: "Policy",
-                metadata: Meta {
-                    name: policy.name.clone(),
-                },
-                spec: PolicyOut {
-                    description: policy.description.clone(),
-                    document: policy.document.canonical(),
-                    tags: policy.tags.clone(),
-                    deletion_policy: policy.deletion_policy,
-                    adopt: policy.adopt,
-                },
-            };
             out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(&doc).expect("manifests always serialize"));
+            out.push_str(&render::render_policy(policy));
         }
     }
     out

@@ -129,14 +129,55 @@ pub fn diff(desired: &Desired, live: &Live, settings: &PlanSettings) -> Plan {
         drafts, findings, ..
     } = p;
     let drafts = select_targets(drafts, &settings.targets);
+    let changes = order(drafts);
+    let expanded_from = expansion_origins(desired, &changes);
     Plan {
         format_version: FORMAT_VERSION,
         owner: settings.owner.clone(),
-        changes: order(drafts),
+        changes,
         findings,
         manifest_digest: desired.digest.clone(),
         live_fingerprints: live_fingerprints(live),
+        expanded_from,
     }
+}
+
+/// For each change at a resource an `ImmServiceRole` expanded into (its role, its policy,
+/// the attachment between them), the manifest it comes from.
+fn expansion_origins(desired: &Desired, changes: &[Change]) -> BTreeMap<Address, ExpandedFrom> {
+    let origin = |from: &Option<String>, source: &crate::manifest::Source| {
+        from.as_ref().map(|name| ExpandedFrom {
+            kind: "ImmServiceRole".to_string(),
+            name: name.clone(),
+            source: source.to_string(),
+        })
+    };
+    changes
+        .iter()
+        .filter_map(|c| {
+            let a = c.address.as_str();
+            let found = if let Some(name) = a.strip_prefix("ram_policy.") {
+                desired
+                    .policies
+                    .get(name)
+                    .and_then(|p| origin(&p.expanded_from, &p.source))
+            } else if let Some(name) = a.strip_prefix("ram_role.") {
+                desired
+                    .roles
+                    .get(name)
+                    .and_then(|r| origin(&r.expanded_from, &r.source))
+            } else if let Some(rest) = a.strip_prefix("ram_role_policy.") {
+                let role = rest.split('/').next().unwrap_or(rest);
+                desired
+                    .roles
+                    .get(role)
+                    .and_then(|r| origin(&r.expanded_from, &r.source))
+            } else {
+                None
+            };
+            found.map(|o| (c.address.clone(), o))
+        })
+        .collect()
 }
 
 /// A change before ordering, with the phase that breaks ties in the order.

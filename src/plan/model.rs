@@ -24,6 +24,27 @@ pub struct Plan {
     pub manifest_digest: String,
     /// Fingerprint of every live resource read for this plan, by address (absent = did not exist).
     pub live_fingerprints: BTreeMap<Address, String>,
+    /// For changes whose resource an `ImmServiceRole` expanded into: which manifest to edit.
+    /// Display only; the executor never reads it. (Added without a `format_version` bump:
+    /// older plans without it still load, and readers that ignore it lose nothing.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expanded_from: BTreeMap<Address, ExpandedFrom>,
+}
+
+/// The manifest a generated resource comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpandedFrom {
+    /// `ImmServiceRole`.
+    pub kind: String,
+    pub name: String,
+    /// `file:line:column` of its `metadata.name`.
+    pub source: String,
+}
+
+impl std::fmt::Display for ExpandedFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} at {}", self.kind, self.name, self.source)
+    }
 }
 
 impl Plan {

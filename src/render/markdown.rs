@@ -7,13 +7,31 @@ use super::fields::{FieldLine, calls, field_lines, symbol};
 use crate::plan::{Action, Plan};
 
 /// Escape text for a table cell or inline use.
+/// Text for a table cell or a list item: one line, with Markdown's inline syntax and HTML
+/// escaped, so policy text such as `acs:oss:*:*:bucket/*` or `oss:Get*` shows as written
+/// instead of turning into emphasis, and a `|` never splits a table cell. (Not for text
+/// inside code spans, where backslashes would show.)
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Render `plan` as Markdown.
 pub fn render_markdown(plan: &Plan, w: &mut impl Write) -> io::Result<()> {
-    writeln!(w, "## immctl plan (owner `{}`)", cell(&plan.owner))?;
+    writeln!(w, "## immctl plan (owner `{}`)", plan.owner)?;
     writeln!(w)?;
     let s = plan.summary();
     if plan.changes.is_empty() {
@@ -80,6 +98,13 @@ pub fn render_markdown(plan: &Plan, w: &mut impl Write) -> io::Result<()> {
                 c.action
             )?;
             writeln!(w)?;
+            if let Some(from) = plan.expanded_from.get(&c.address) {
+                writeln!(
+                    w,
+                    "- from {} `{}` (`{}`)",
+                    from.kind, from.name, from.source
+                )?;
+            }
             for r in &c.reasons {
                 writeln!(w, "- `{}`: {}", r.code, cell(&r.message))?;
             }
@@ -126,5 +151,21 @@ fn write_field(w: &mut impl Write, line: &FieldLine) -> io::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn cells_show_policy_text_as_written() {
+        assert_eq!(
+            cell("oss:Get* on acs:oss:*:*:b/*"),
+            r"oss:Get\* on acs:oss:\*:\*:b/\*"
+        );
+        assert_eq!(cell("a|b\nc"), r"a\|b c");
+        assert_eq!(cell("<script>&"), "&lt;script&gt;&amp;");
+        assert_eq!(cell("my_role [x] `y`"), r"my\_role \[x\] \`y\`");
     }
 }

@@ -70,6 +70,9 @@ pub fn render_text(plan: &Plan, w: &mut impl Write, color: bool) -> io::Result<(
                 "  {}",
                 p.paint(BOLD, &format!("# {} {}", c.address, verb(c.action)))
             )?;
+            if let Some(from) = plan.expanded_from.get(&c.address) {
+                writeln!(w, "  {}", p.paint(DIM, &format!("#   (from {from})")))?;
+            }
             for r in &c.reasons {
                 writeln!(
                     w,

@@ -267,3 +267,106 @@ fn bad_flags_name_the_flag() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--target \"media-app\""));
 }
+
+/// An `immctl emulator` process on a free loopback port with `state` (persisted in
+/// `dir/account.yaml`) and `extra` flags; returns it and its URL.
+pub(crate) fn emulator_process(
+    dir: &Path,
+    state: &str,
+    extra: &[&str],
+) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let state_file = dir.join("account.yaml");
+    std::fs::write(&state_file, state).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state"])
+        .arg(&state_file)
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the emulator");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the emulator says where it listens")
+            .unwrap();
+        if let Some(i) = line.find("http://") {
+            break line[i..].trim().to_string();
+        }
+    };
+    // Keep draining its stderr so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+/// Issue 8 point 3: before apply, preflight asks who the caller is and whether it may pass
+/// the project's service role to IMM; a caller without `ram:PassRole` is refused before any
+/// write, with the rule explained, and the secret never shows.
+#[test]
+fn preflight_refuses_a_caller_without_pass_role_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (mut emulator, url) = emulator_process(
+        d,
+        r#"
+accountId: "1234567890123456"
+users:
+  dev: {policies: [{type: Custom, name: dev-access}]}
+accessKeys:
+  - {id: dev-key, secret: dev-secret-value, user: dev}
+policies:
+  dev-access:
+    document:
+      Version: "1"
+      Statement:
+        - {Effect: Allow, Action: ["imm:*", "ram:Get*", "ram:List*", "ram:TagResources", "sts:GetCallerIdentity"], Resource: "*"}
+  media-oss:
+    document: {Version: "1", Statement: [{Effect: Allow, Action: "oss:Get*", Resource: "acs:oss:*:*:media/*"}]}
+    tags: {immctl-owner: default}
+roles:
+  media-imm:
+    assumeRolePolicyDocument: {Version: "1", Statement: [{Effect: Allow, Action: "sts:AssumeRole", Principal: {Service: [imm.aliyuncs.com]}}]}
+    tags: {immctl-owner: default}
+    policies: [{type: Custom, name: media-oss}]
+"#,
+        &[],
+    );
+    std::fs::create_dir_all(d.join("manifests")).unwrap();
+    std::fs::write(
+        d.join("manifests/project.yaml"),
+        "apiVersion: immctl/v1\nkind: Project\nmetadata:\n  name: media\nspec:\n  serviceRole: media-imm\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(["reconcile", "--endpoint-ram", &url, "--endpoint-imm", &url])
+        .args(["--endpoint-sts", &url])
+        .current_dir(d)
+        .env("HOME", d)
+        .env("NO_COLOR", "1")
+        .env_remove("IMMCTL_CONFIG")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "dev-key")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "dev-secret-value")
+        .output()
+        .unwrap();
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+    // The emulator persists every change before it answers.
+    let state: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(d.join("account.yaml")).unwrap()).unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        !all.contains("dev-secret-value"),
+        "the secret leaked:\n{all}"
+    );
+    assert!(all.contains("PF001"), "{all}");
+    assert!(all.contains("ram:PassRole"), "{all}");
+    assert!(all.contains("nothing was applied"), "{all}");
+    assert!(
+        state["projects"]["cn-hangzhou"].get("media").is_none(),
+        "the project was created although preflight refused: {state:?}"
+    );
+}

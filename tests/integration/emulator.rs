@@ -3379,9 +3379,13 @@ async fn a_killed_emulator_never_leaves_a_torn_state_file() {
         ])
         .await;
         let before = State::load(&path, "2026-01-01T00:00:00Z").unwrap();
+        // Counts acknowledged writes, so the kill lands while writes are going on even when
+        // a loaded machine is slow to start the writers.
+        let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writers: Vec<_> = (0..16)
             .map(|w| {
                 let c = Client::at(&endpoint, ADMIN_ID, ADMIN_SECRET);
+                let acks = acks.clone();
                 tokio::spawn(async move {
                     let mut acked = Vec::new();
                     for i in 0.. {
@@ -3395,7 +3399,10 @@ async fn a_killed_emulator_never_leaves_a_torn_state_file() {
                             )
                             .await
                         {
-                            Ok(r) if r.status == 200 => acked.push(name),
+                            Ok(r) if r.status == 200 => {
+                                acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                acked.push(name)
+                            }
                             Ok(r) => panic!("unexpected answer {}: {}", r.status, r.body),
                             Err(_) => break,
                         }
@@ -3404,6 +3411,14 @@ async fn a_killed_emulator_never_leaves_a_torn_state_file() {
                 })
             })
             .collect();
+        let started = std::time::Instant::now();
+        while acks.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "round {round}: no write acknowledged in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(Duration::from_millis(40 + 37 * round)).await;
         child.start_kill().unwrap();
         child.wait().await.unwrap();
