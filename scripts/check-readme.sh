@@ -3,7 +3,8 @@
 #   1. the two opening commands (plan, then apply, against the embedded emulator), then a
 #      re-plan that must be empty;
 #   2. every line of the quick start (between the quickstart markers), in order, each
-#      expected to exit 0; after them the plan must be empty and carry no findings;
+#      expected to exit 0; after them the plan must be empty and carry no findings; then
+#      the import example (between the import markers) in the same directory;
 #   3. the safety model's stale-plan promise: a saved plan is refused (exit 1, nothing
 #      applied) once a manifest changed after it was saved;
 #   4. every flag the README's command synopsis lists is accepted by `immctl <cmd> --help`
@@ -84,11 +85,14 @@ dir=$(fresh quickstart)
 block_after "<!-- quickstart:begin" | run_lines "$dir"
 must_be_empty "$dir" no-findings
 
+echo "== the import example, after the quick start"
+block_after "<!-- import:begin" | run_lines "$dir"
+
 echo "== a stale plan is refused"
 dir=$(fresh stale)
 (
     cd "$dir"
-    "$bin" reconcile --emulator --dry-run --out plan.json >/dev/null 2>&1
+    "$bin" reconcile --emulator --dry-run --adopt --out plan.json >/dev/null 2>&1
     before=$("$bin" reconcile --emulator --dry-run --format json 2>/dev/null)
     sed -i 's/datasetMaxBindCount: 5/datasetMaxBindCount: 6/' manifests/projects.yaml
     if "$bin" apply --emulator plan.json >out.log 2>&1; then
