@@ -31,8 +31,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 # --locked: exactly the versions in Cargo.lock. The path remap keeps the build directory
-# and cargo's home out of the binary (one source of differences between rebuilds). `install -s` strips symbols
-# (15 MB -> 12 MB).
+# and cargo's home out of the binary (one source of differences between rebuilds).
+# `install -s` strips the symbols (15 MB -> 12 MB).
 ENV RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=/cargo" \
     CARGO_TERM_COLOR=never
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
