@@ -7,7 +7,10 @@
 #      the import example (between the import markers) in the same directory;
 #   3. the safety model's stale-plan promise: a saved plan is refused (exit 1, nothing
 #      applied) once a manifest changed after it was saved;
-#   4. every flag the README's command synopsis lists is accepted by `immctl <cmd> --help`
+#   4. the shell steps of the CI workflows in deploy/ci/ that run immctl, verbatim, against an
+#      emulator: PR plan, plan on main, apply of the saved plan, refusal of a stale one
+#      (scripts/lib/run_ci_steps.py);
+#   5. every flag the README's command synopsis lists is accepted by `immctl <cmd> --help`
 #      (a subcommand still reporting "not built yet" is listed as SKIPPED, not passed).
 # Each part runs in a fresh scratch directory holding a copy of manifests/ (so a
 # developer's own .immctl/ state is never touched). `cargo run -- ARGS` lines run the
@@ -104,6 +107,9 @@ dir=$(fresh stale)
     [[ $before == "$after" ]] || { echo "FAIL: the refused apply changed the emulator's state"; exit 1; }
     echo "ok   apply of a stale plan: refused, nothing applied"
 )
+
+echo "== the CI workflows' immctl steps (deploy/ci/), verbatim, against an emulator"
+python3 scripts/lib/run_ci_steps.py "$bin" "$root" "$scratch"
 
 echo "== the command synopsis against --help"
 skipped=()
