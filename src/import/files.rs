@@ -185,12 +185,9 @@ pub fn scan(out: &Path, default_region: &str) -> OutDir {
             default_region: default_region.to_string(),
         },
     );
-    // "Nothing declared" (an empty directory, or only the emulator's seed) is no reason to
-    // warn: the import is about to declare things.
-    dir.errors = loaded
-        .errors()
-        .filter(|d| d.code != manifest::validate::codes::NOTHING)
-        .count();
+    // "Nothing declared" (an empty directory, or only the emulator's seed) is no error for the
+    // loader (at most warning W001), so every error counted here is a real one.
+    dir.errors = loaded.errors().count();
     let d = &loaded.desired;
     for p in d.policies.values() {
         dir.declared

@@ -12,8 +12,7 @@ use proptest::sample::select;
 use super::files::{self, Existing};
 use super::*;
 use crate::live::{Fetched, Live, LivePolicyVersion};
-use crate::manifest::validate::Builder;
-use crate::manifest::{Desired, PolicyRef, PolicyType, parse};
+use crate::manifest::{Desired, LoadOptions, PolicyRef, PolicyType, load_texts};
 use crate::plan::testing::{allow, live_policy, live_project, live_role, owned, trust};
 use crate::plan::{Action, Op, PlanSettings, diff, simulate_strict};
 
@@ -30,19 +29,20 @@ fn sel() -> Selection {
 
 /// Load the rendered documents as one manifest set; panics on any error finding.
 fn load(imported: &Import) -> Desired {
-    let mut b = Builder::new("cn-hangzhou");
-    let mut read = |_: &Path| Err(("E100", "no document files".to_string()));
-    for d in &imported.documents {
-        let parsed = parse::parse(&d.body);
-        assert!(parsed.errors.is_empty(), "{:?}\n{}", parsed.errors, d.body);
-        for doc in &parsed.documents {
-            b.document(&d.path, doc, &mut read);
-        }
-    }
-    let (desired, diags) = b.finish();
-    let errors: Vec<_> = diags.iter().filter(|d| d.is_error()).collect();
+    let texts: Vec<(std::path::PathBuf, String)> = imported
+        .documents
+        .iter()
+        .map(|d| (d.path.clone(), d.body.clone()))
+        .collect();
+    let loaded = load_texts(
+        &texts,
+        &LoadOptions {
+            default_region: "cn-hangzhou".into(),
+        },
+    );
+    let errors: Vec<_> = loaded.errors().collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    desired
+    loaded.desired
 }
 
 fn fetched(live: Live) -> Fetched {

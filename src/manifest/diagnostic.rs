@@ -5,8 +5,10 @@
 //! The renderer reads the source file again to show the line; it never fails because of that
 //! (an unreadable, huge or binary file just renders without the excerpt).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +85,7 @@ impl Diagnostic {
         }
     }
 
-    /// Builder: add the one-line fix.
+    /// Add a one-line fix.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
@@ -124,29 +126,23 @@ pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| d.sort_key());
 }
 
-/// Files larger than this are not read again to show an excerpt.
-const EXCERPT_FILE_LIMIT: u64 = 1024 * 1024;
+/// Files larger than this are not read again to show an excerpt (the manifest size cap).
+const EXCERPT_FILE_LIMIT: u64 = super::discover::MAX_FILE_BYTES;
 /// Excerpt lines are cut to this many characters around the column.
 const EXCERPT_WIDTH: usize = 100;
 
 /// Write every finding: the headline, then (when the file is readable text) the source line
-/// and a caret under the column, then the help line if any, then a blank line.
+/// and a caret under the column, then a blank line.
 pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Result<()> {
-    let mut cache: Vec<(std::path::PathBuf, Option<String>)> = Vec::new();
+    // Each file is read and split into lines once, however many findings point into it.
+    let mut files: HashMap<PathBuf, Option<SourceLines>> = HashMap::new();
     for d in diags {
         writeln!(out, "{d}")?;
         if let Some(src) = &d.source {
-            let text = match cache.iter().find(|(p, _)| p == &src.file) {
-                Some((_, t)) => t.clone(),
-                None => {
-                    let t = read_small_text(&src.file);
-                    cache.push((src.file.clone(), t.clone()));
-                    t
-                }
-            };
-            if let Some(text) = text
-                && let Some(line) = text.lines().nth(src.line.saturating_sub(1))
-            {
+            let lines = files
+                .entry(src.file.clone())
+                .or_insert_with(|| read_small_text(&src.file).map(SourceLines::new));
+            if let Some(line) = lines.as_ref().and_then(|l| l.line(src.line)) {
                 write_excerpt(out, src.line, src.column, line)?;
             }
         }
@@ -158,6 +154,31 @@ pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Res
     Ok(())
 }
 
+/// A file's text and where each line starts.
+struct SourceLines {
+    text: String,
+    starts: Vec<usize>,
+}
+
+impl SourceLines {
+    fn new(text: String) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceLines { text, starts }
+    }
+
+    /// Line `n` (1-based) without its line break.
+    fn line(&self, n: usize) -> Option<&str> {
+        let start = *self.starts.get(n.checked_sub(1)?)?;
+        if start >= self.text.len() {
+            return None;
+        }
+        let end = self.starts.get(n).map_or(self.text.len(), |e| e - 1);
+        Some(self.text[start..end].trim_end_matches('\r'))
+    }
+}
+
 fn read_small_text(path: &std::path::Path) -> Option<String> {
     let file = std::fs::File::open(path).ok()?;
     let mut buf = Vec::new();
@@ -167,7 +188,13 @@ fn read_small_text(path: &std::path::Path) -> Option<String> {
     if buf.len() as u64 > EXCERPT_FILE_LIMIT || buf.contains(&0) {
         return None;
     }
-    String::from_utf8(buf).ok()
+    let text = String::from_utf8(buf).ok()?;
+    // The loader drops a byte-order mark too, so columns agree.
+    Some(
+        text.strip_prefix('\u{feff}')
+            .map(str::to_string)
+            .unwrap_or(text),
+    )
 }
 
 /// ```text

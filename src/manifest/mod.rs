@@ -1,23 +1,31 @@
-//! Manifests: YAML text -> [`Desired`] (parse keeps `file:line:column` for every finding),
-//! validation against the RAM / IMM rules, and `ImmServiceRole` expansion.
+//! Manifests: YAML text -> [`Desired`] (every finding keeps `file:line:column` and the
+//! resource address), validation against the RAM / IMM rules, and `ImmServiceRole`
+//! expansion.
 //!
-//! Start at [`load`]: discovery and reading (`load.rs`), then `parse.rs` (text -> typed
-//! documents, serde errors with positions), `validate.rs` (the rules, every finding code),
-//! `expand.rs` (`ImmServiceRole`), `render.rs` (desired resources back to manifest YAML, for
-//! `validate --expand` and `import`). `positions.rs` maps a field path to where it was
-//! written; `diagnostic.rs` is the finding type and its rustc-style rendering.
+//! Where to start: [`load`] (the whole pipeline, described in `load.rs`). Then:
+//! - `discover`: which files, read safely (size cap, UTF-8), the digest;
+//! - `yaml`: text -> positioned node tree (the only YAML parser on the way in) and a serde
+//!   deserializer over it;
+//! - `schema`: the manifest format as Rust types;
+//! - `validate`: names, lengths, ranges, tags; `policy::grammar` checks documents;
+//! - `expand`: `ImmServiceRole` -> Role + Policy, and the `--expand` rendering;
+//! - `render`: desired resources back to manifest YAML (for `import`);
+//! - `diagnostic`: findings and their rendering; `codes`: every finding code.
 //!
-//! No network, no tokio: the offline half of the product. It must never panic on any input.
+//! No network, no tokio, no environment: the offline half of the product.
 
+pub mod codes;
 pub mod diagnostic;
+pub mod discover;
 pub mod expand;
 mod load;
 pub mod model;
-pub mod parse;
-pub mod positions;
 pub mod render;
+pub mod schema;
 pub mod validate;
+pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Severity, render_diagnostics, sort_diagnostics};
-pub use load::{DEFAULT_PATH, LoadOptions, Loaded, MAX_FILE_BYTES, MAX_FILES, load};
+pub use discover::{DEFAULT_DIR as DEFAULT_PATH, MAX_FILE_BYTES, MAX_FILES};
+pub use load::{LoadOptions, Loaded, load, load_texts};
 pub use model::*;

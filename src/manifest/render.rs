@@ -15,7 +15,7 @@
 use serde::Serialize;
 
 use super::model::*;
-use super::parse::API_VERSION;
+use super::schema::API_VERSION;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -195,22 +195,19 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::manifest::parse;
-    use crate::manifest::validate::Builder;
+    use crate::manifest::{LoadOptions, load_texts};
     use crate::policy::PolicyDocument;
 
     /// Load `text` as one manifest file; panics on any finding that is an error.
     fn load(text: &str) -> Desired {
-        let parsed = parse::parse(text);
-        assert!(parsed.errors.is_empty(), "{:?}\n{text}", parsed.errors);
-        let mut b = Builder::new("cn-hangzhou");
-        let mut read = |_: &std::path::Path| Err(("E100", "no files here".to_string()));
-        for d in &parsed.documents {
-            b.document(std::path::Path::new("x.yaml"), d, &mut read);
-        }
-        let (desired, diags) = b.finish();
-        assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}\n{text}");
-        desired
+        let loaded = load_texts(
+            &[("x.yaml".into(), text.to_string())],
+            &LoadOptions {
+                default_region: "cn-hangzhou".into(),
+            },
+        );
+        assert!(!loaded.has_errors(), "{:?}\n{text}", loaded.diagnostics);
+        loaded.desired
     }
 
     fn doc(v: serde_json::Value) -> PolicyDocument {

@@ -463,6 +463,35 @@ fn operator_holds(op: &str, actual: Option<&Vec<String>>, wanted: &[String]) -> 
     if kind.negated { !any_pair } else { any_pair }
 }
 
+/// Whether `value` is a well-formed value for the condition operator `op` (an `IfExists`
+/// suffix is allowed): a number for `Numeric*`, a date for `Date*`, `true`/`false` for `Bool`,
+/// an address or CIDR for `IpAddress` / `NotIpAddress`, anything for `String*`. `None` when
+/// the operator is unknown. The validator uses this so that a manifest is refused for exactly
+/// the operators this evaluator would not understand.
+pub fn condition_value_ok(op: &str, value: &str) -> Option<bool> {
+    let base = op.strip_suffix("IfExists").unwrap_or(op);
+    let kind = OpKind::parse(base)?;
+    Some(match kind.cmp {
+        Cmp::StrEq | Cmp::StrEqIc | Cmp::StrLike => true,
+        Cmp::Num(..) | Cmp::NumEq => num(value).is_some(),
+        Cmp::Date(..) | Cmp::DateEq => date(value).is_some(),
+        Cmp::Bool => value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false"),
+        Cmp::Ip => valid_cidr(value),
+    })
+}
+
+/// `10.0.0.0/8`, `::1/128` or a bare address.
+fn valid_cidr(s: &str) -> bool {
+    match s.trim().split_once('/') {
+        Some((n, l)) => match (n.parse::<IpAddr>(), l.parse::<u32>()) {
+            (Ok(IpAddr::V4(_)), Ok(l)) => l <= 32,
+            (Ok(IpAddr::V6(_)), Ok(l)) => l <= 128,
+            _ => false,
+        },
+        None => s.trim().parse::<IpAddr>().is_ok(),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Cmp {
     StrEq,

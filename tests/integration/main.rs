@@ -10,6 +10,8 @@ mod golden;
 mod import;
 mod lint;
 mod live;
+mod manifests;
 mod plan_props;
+mod policy_props;
 mod preflight;
 mod settings;

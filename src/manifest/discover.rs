@@ -1,0 +1,402 @@
+//! Which files are manifests, reading them safely, and the digest of what was read.
+//!
+//! Discovery, as a Terraform / Flux user expects it:
+//! - a directory is walked recursively; files ending in `.yaml` or `.yml` are manifests;
+//!   within each given path the order is the sorted relative path, so runs are
+//!   deterministic whatever order the file system lists entries in;
+//! - names starting with `.` (files and directories: `.git`, `.github`, editor swap files,
+//!   `.immctl`) are skipped while walking, as Terraform skips hidden files and kustomize the
+//!   `.git` directory; a path given explicitly is always read, whatever its name;
+//! - symbolic links are followed (to files and to directories), since a manifests directory
+//!   assembled from links is common in monorepos; a link loop is an error (`E001`), a broken
+//!   link with a manifest name is an error, and a file reached twice (a link and its target)
+//!   is read once;
+//! - a missing path is an error; a directory without manifests is a warning (`W001`).
+//!
+//! Reading: a file over [`MAX_FILE_BYTES`] (1 MiB) is refused without reading it (a real
+//! manifest file is a few kilobytes; RAM caps a policy document at 6 KiB). The read itself is
+//! capped too (the file may grow meanwhile). Text must be UTF-8; a NUL byte means binary.
+//!
+//! The digest ([`digest`]) covers the relative path (under the given root) and bytes of every
+//! file read, sorted, so `manifests`, `manifests/` and `./manifests` give the same digest.
+//!
+//! Must not: parse YAML (see `yaml.rs`).
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::codes;
+use super::diagnostic::Diagnostic;
+use super::model::Source;
+
+/// The largest manifest (or `documentFile`) immctl reads: 1 MiB.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The directory read when no path is given.
+pub const DEFAULT_DIR: &str = "manifests";
+
+/// Most manifest files one run reads (a path pointing at `/` by mistake must not read the
+/// whole disk).
+pub const MAX_FILES: usize = 10_000;
+
+/// A manifest file to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestFile {
+    /// The path as shown in findings: the given path joined with the relative one.
+    pub path: PathBuf,
+    /// Relative to the given root, `/`-separated (the file name for a file given directly).
+    pub rel: String,
+}
+
+/// Every manifest file under `roots` (empty: [`DEFAULT_DIR`]), and the problems met.
+pub fn discover(roots: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<ManifestFile> {
+    let default = [PathBuf::from(DEFAULT_DIR)];
+    let roots: &[PathBuf] = if roots.is_empty() { &default } else { roots };
+    let mut seen: HashSet<PathBuf> = HashSet::new();
+    let mut out = Vec::new();
+    for root in roots {
+        let meta = match std::fs::metadata(root) {
+            Ok(m) => m,
+            Err(e) => {
+                diags.push(Diagnostic::error(
+                    codes::UNREADABLE,
+                    None,
+                    None,
+                    format!("{}: {}", root.display(), io_reason(&e)),
+                ));
+                continue;
+            }
+        };
+        if meta.is_file() {
+            let name = root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| root.display().to_string());
+            push_unique(&mut out, &mut seen, root.clone(), name);
+            continue;
+        }
+        if !meta.is_dir() {
+            diags.push(Diagnostic::error(
+                codes::UNREADABLE,
+                None,
+                None,
+                format!("{}: not a file or a directory", root.display()),
+            ));
+            continue;
+        }
+        let mut found: Vec<(Vec<String>, PathBuf)> = Vec::new();
+        let mut ancestors = Vec::new();
+        if let Ok(c) = std::fs::canonicalize(root) {
+            ancestors.push(c);
+        }
+        walk(root, &mut Vec::new(), &mut ancestors, &mut found, diags);
+        found.sort();
+        let before = out.len();
+        for (rel, path) in found {
+            push_unique(&mut out, &mut seen, path, rel.join("/"));
+        }
+        if out.len() == before {
+            diags.push(Diagnostic::warning(
+                codes::NO_MANIFESTS,
+                None,
+                None,
+                format!(
+                    "{}: no .yaml or .yml file in this directory",
+                    root.display()
+                ),
+            ));
+        }
+    }
+    if out.len() > MAX_FILES {
+        diags.push(Diagnostic::error(
+            codes::TOO_MANY_FILES,
+            None,
+            None,
+            format!(
+                "{} manifest files found; at most {MAX_FILES} are read in one run (is the path \
+                 right?)",
+                out.len()
+            ),
+        ));
+        out.truncate(MAX_FILES);
+    }
+    out
+}
+
+fn push_unique(
+    out: &mut Vec<ManifestFile>,
+    seen: &mut HashSet<PathBuf>,
+    path: PathBuf,
+    rel: String,
+) {
+    let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    if seen.insert(key) {
+        out.push(ManifestFile { path, rel });
+    }
+}
+
+fn is_manifest_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
+}
+
+fn walk(
+    dir: &Path,
+    rel: &mut Vec<String>,
+    ancestors: &mut Vec<PathBuf>,
+    found: &mut Vec<(Vec<String>, PathBuf)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            diags.push(Diagnostic::error(
+                codes::UNREADABLE,
+                None,
+                None,
+                format!("{}: {}", dir.display(), io_reason(&e)),
+            ));
+            return;
+        }
+    };
+    let mut names: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    names.sort();
+    for (name, path) in names {
+        if name.starts_with('.') {
+            continue;
+        }
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                // A dangling link (or a file that vanished): an error only when it would have
+                // been a manifest.
+                if is_manifest_name(&name) {
+                    diags.push(Diagnostic::error(
+                        codes::UNREADABLE,
+                        None,
+                        None,
+                        format!("{}: {}", path.display(), io_reason(&e)),
+                    ));
+                }
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+            if ancestors.contains(&canon) {
+                diags.push(Diagnostic::error(
+                    codes::UNREADABLE,
+                    None,
+                    None,
+                    format!(
+                        "{}: symbolic link loop (it leads back to {})",
+                        path.display(),
+                        canon.display()
+                    ),
+                ));
+                continue;
+            }
+            ancestors.push(canon);
+            rel.push(name);
+            walk(&path, rel, ancestors, found, diags);
+            rel.pop();
+            ancestors.pop();
+        } else if meta.is_file() && is_manifest_name(&name) {
+            let mut r = rel.clone();
+            r.push(name);
+            found.push((r, path));
+        }
+    }
+}
+
+/// Why a file could not be read, in words.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Why a file's bytes are not manifest text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadError {
+    Io(String),
+    /// Larger than [`MAX_FILE_BYTES`]; the size in bytes (as far as it was read).
+    TooLarge(u64),
+    /// Not UTF-8 text: where the first bad byte is, and whether the bytes hold a NUL (binary).
+    NotText {
+        line: usize,
+        column: usize,
+        nul: bool,
+    },
+}
+
+/// Read a file with the size cap and the text checks. A UTF-8 byte-order mark is dropped.
+pub fn read_text(path: &Path) -> Result<(String, Vec<u8>), ReadError> {
+    let file = std::fs::File::open(path).map_err(|e| ReadError::Io(io_reason(&e)))?;
+    if let Ok(meta) = file.metadata()
+        && meta.len() > MAX_FILE_BYTES
+    {
+        return Err(ReadError::TooLarge(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ReadError::Io(io_reason(&e)))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ReadError::TooLarge(bytes.len() as u64));
+    }
+    let text = text_of(&bytes)?;
+    Ok((text, bytes))
+}
+
+/// Bytes -> text, refusing NUL bytes and invalid UTF-8 with the place of the first bad byte.
+pub fn text_of(bytes: &[u8]) -> Result<String, ReadError> {
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let first_nul = body.iter().position(|b| *b == 0);
+    let bad_utf8 = match std::str::from_utf8(body) {
+        Ok(s) if first_nul.is_none() => return Ok(s.to_string()),
+        Ok(_) => usize::MAX,
+        Err(e) => e.valid_up_to(),
+    };
+    // Like git: a NUL anywhere means binary; point at the first byte that is not text.
+    let first = first_nul.map_or(bad_utf8, |n| n.min(bad_utf8));
+    let prefix = String::from_utf8_lossy(&body[..first]);
+    let line = prefix.matches('\n').count() + 1;
+    let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Err(ReadError::NotText {
+        line,
+        column,
+        nul: first_nul.is_some(),
+    })
+}
+
+/// The finding for a [`ReadError`] of the manifest (or document) file `path`.
+pub fn read_error_diagnostic(path: &Path, e: &ReadError) -> Diagnostic {
+    let at = |line, column| {
+        Some(Source {
+            file: path.to_path_buf(),
+            line,
+            column,
+        })
+    };
+    match e {
+        ReadError::Io(reason) => Diagnostic::error(
+            codes::UNREADABLE,
+            None,
+            None,
+            format!("{}: {reason}", path.display()),
+        ),
+        ReadError::TooLarge(n) => Diagnostic::error(
+            codes::TOO_LARGE,
+            at(1, 1),
+            None,
+            format!(
+                "file is {} bytes; manifest files are limited to {MAX_FILE_BYTES} bytes (1 MiB): \
+                 split it into several files",
+                n
+            ),
+        ),
+        ReadError::NotText { line, column, nul } => Diagnostic::error(
+            codes::NOT_TEXT,
+            at(*line, *column),
+            None,
+            if *nul {
+                "binary file (it holds NUL bytes; the first byte that is not text is here): \
+                 manifests are UTF-8 YAML text"
+                    .to_string()
+            } else {
+                "not valid UTF-8 from here: save the file as UTF-8".to_string()
+            },
+        ),
+    }
+}
+
+/// Hex SHA-256 over `(key, bytes)` entries, sorted, each length-prefixed so that no two
+/// different sets hash alike.
+pub fn digest(entries: &[(String, Vec<u8>)]) -> String {
+    let mut sorted: Vec<&(String, Vec<u8>)> = entries.iter().collect();
+    sorted.sort();
+    let mut h = Sha256::new();
+    for (key, bytes) in sorted {
+        h.update((key.len() as u64).to_be_bytes());
+        h.update(key.as_bytes());
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_checks_name_the_first_bad_byte() {
+        assert_eq!(text_of(b"a: 1\n").unwrap(), "a: 1\n");
+        assert_eq!(text_of(b"\xEF\xBB\xBFa: 1\n").unwrap(), "a: 1\n");
+        assert_eq!(
+            text_of(b"a: 1\nbb\x00c"),
+            Err(ReadError::NotText {
+                line: 2,
+                column: 3,
+                nul: true
+            })
+        );
+        assert_eq!(
+            text_of(b"a: 1\n\xff"),
+            Err(ReadError::NotText {
+                line: 2,
+                column: 1,
+                nul: false
+            })
+        );
+        // A NUL after the first bad byte still says binary.
+        assert_eq!(
+            text_of(b"\x89PNG\x00"),
+            Err(ReadError::NotText {
+                line: 1,
+                column: 1,
+                nul: true
+            })
+        );
+        assert_eq!(
+            text_of(b"\x00\xff"),
+            Err(ReadError::NotText {
+                line: 1,
+                column: 1,
+                nul: true
+            })
+        );
+    }
+
+    #[test]
+    fn digest_ignores_entry_order_but_not_content_or_names() {
+        let a = ("a.yaml".to_string(), b"x".to_vec());
+        let b = ("b.yaml".to_string(), b"y".to_vec());
+        assert_eq!(
+            digest(&[a.clone(), b.clone()]),
+            digest(&[b.clone(), a.clone()])
+        );
+        assert_ne!(
+            digest(std::slice::from_ref(&a)),
+            digest(&[("a.yaml".into(), b"y".to_vec())])
+        );
+        assert_ne!(
+            digest(std::slice::from_ref(&a)),
+            digest(&[("c.yaml".into(), b"x".to_vec())])
+        );
+        // Length prefixes: moving a byte from the name to the content changes the digest.
+        assert_ne!(
+            digest(&[("ab".into(), b"c".to_vec())]),
+            digest(&[("a".into(), b"bc".to_vec())])
+        );
+        assert_eq!(digest(&[]).len(), 64);
+    }
+}
