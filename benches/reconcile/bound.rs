@@ -82,14 +82,6 @@ impl Bound {
         }
         out
     }
-
-    pub fn stage(&self, name: &str) -> f64 {
-        self.stages
-            .iter()
-            .filter(|s| s.name == name)
-            .map(|s| s.seconds)
-            .sum()
-    }
 }
 
 /// `max_j (e_j + (N-1-j)/q) + L` over the sorted releases.

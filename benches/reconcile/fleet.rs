@@ -10,7 +10,8 @@
 //! - policy `i % 10 == 5`: a new document (one more resource): `CreatePolicyVersion`;
 //! - role `i % 10 == 6`: a new description: `UpdateRole`;
 //! - role `i % 10 == 7`: its last attachment moves to another policy: one
-//!   `DetachPolicyFromRole` and one `AttachPolicyToRole` (10% of the attachments change);
+//!   `DetachPolicyFromRole` and one `AttachPolicyToRole` (10% of the attachments change;
+//!   never a service role's IMM minimum, which the lints would refuse to take away);
 //! - project `j % 10 == 8`: a new description: `UpdateProject`.
 
 use std::collections::BTreeMap;
@@ -172,16 +173,31 @@ impl Fleet {
         json!({"Version": "1", "Statement": statements})
     }
 
-    /// Indices of the policies role `i` attaches.
+    /// Indices of the policies role `i` attaches: policy `i` first (for a service role, its
+    /// IMM minimum), then policies from the pool past the IMM ones, so moving the last
+    /// attachment never takes a service role's minimum away (the lints would refuse that).
     pub fn role_attachments(&self, i: usize, v: Variant) -> Vec<usize> {
-        let mut out: Vec<usize> = (0..self.attachments)
-            .map(|k| (i + k) % self.policies)
-            .collect();
-        if moves_attachment(v, i) {
-            let to = (i + self.attachments + 3) % self.policies;
-            if !out.contains(&to) {
-                *out.last_mut().expect("at least one attachment") = to;
+        let (start, len) = if self.policies >= self.projects + self.attachments + 4 {
+            (self.projects, self.policies - self.projects)
+        } else {
+            (0, self.policies)
+        };
+        let pick = |k: usize| start + (i + k) % len;
+        let mut out = vec![i % self.policies];
+        let mut k = 1;
+        while out.len() < self.attachments {
+            let p = pick(k);
+            if !out.contains(&p) {
+                out.push(p);
             }
+            k += 1;
+        }
+        if moves_attachment(v, i) && (self.attachments > 1 || i >= self.projects) {
+            let mut k = self.attachments + 3;
+            while out.contains(&pick(k)) {
+                k += 1;
+            }
+            *out.last_mut().expect("at least one attachment") = pick(k);
         }
         out
     }

@@ -2,13 +2,27 @@
 //! on Linux `ru_maxrss` is the child's peak resident set in KiB, the same figure as the
 //! `VmHWM` line of /proc/PID/status); this thread's CPU time (for the planning
 //! micro-benchmark); this process's CPU time (the in-process emulator's share); the machine.
+//!
+//! Children are measured through an intermediate process ([`run_measured`]): Linux carries
+//! the peak RSS of the address space a process gives up at `exec` into its `ru_maxrss`, and a
+//! spawned child execs from a copy of its parent's address space (fork) or from the very same
+//! one (vfork, posix_spawn). Spawned from this harness, immctl's peak would read at least the
+//! harness's own RSS, the emulator's state included (we measured exactly that: `/bin/true`
+//! "peaked" at the harness's 68 MiB). The intermediate is this executable, started with
+//! [`MEASURE_FLAG`], which does nothing but spawn and wait: the floor it leaves is a few MiB
+//! (reported), and since `ru_maxrss` is a maximum, not a sum, it hides nothing above that.
 
+use std::ffi::OsString;
 use std::io;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// First argument of the intermediate process: `--measure-child REPORT PROGRAM ARGS...`.
+pub const MEASURE_FLAG: &str = "--measure-child";
+
 /// How a child process ran.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct ChildRun {
     pub wall: Duration,
     /// Exit code (`None`: killed by a signal).
@@ -63,6 +77,69 @@ pub fn run_child(cmd: &mut Command) -> io::Result<ChildRun> {
         sys: timeval(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss as u64,
     })
+}
+
+/// The intermediate process's `main`: run the program, write its [`ChildRun`] as JSON to the
+/// report file, exit 0 (127 when it could not be started).
+pub fn child_main(args: &[OsString]) -> ! {
+    let [report, program, rest @ ..] = args else {
+        eprintln!("usage: {MEASURE_FLAG} REPORT PROGRAM [ARGS...]");
+        std::process::exit(2);
+    };
+    match run_child(Command::new(program).args(rest)) {
+        Ok(run) => {
+            let json = serde_json::to_string(&run).expect("json");
+            if let Err(e) = std::fs::write(report, json) {
+                eprintln!("writing {}: {e}", Path::new(report).display());
+                std::process::exit(1);
+            }
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("starting {}: {e}", Path::new(program).display());
+            std::process::exit(127)
+        }
+    }
+}
+
+/// Run `cmd` (its program, arguments, working directory and the variables it sets, on an
+/// otherwise empty environment) through the intermediate process, with `stdout` / `stderr`;
+/// the figures are the program's own.
+pub fn run_measured(cmd: &Command, stdout: Stdio, stderr: Stdio) -> io::Result<ChildRun> {
+    let report = tempfile::NamedTempFile::new()?;
+    let mut c = Command::new(std::env::current_exe()?);
+    c.arg(MEASURE_FLAG)
+        .arg(report.path())
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    let status = c
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "the measuring process failed ({status})"
+        )));
+    }
+    let text = std::fs::read_to_string(report.path())?;
+    serde_json::from_str(&text).map_err(io::Error::other)
+}
+
+/// What the measurement reports for `/bin/true`: the floor under every peak RSS figure.
+pub fn floor(dir: &Path) -> ChildRun {
+    let mut c = Command::new("/bin/true");
+    c.current_dir(dir);
+    run_measured(&c, Stdio::null(), Stdio::null()).expect("/bin/true runs")
 }
 
 /// CPU time of the calling thread.

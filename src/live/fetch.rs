@@ -76,7 +76,10 @@ use crate::policy::PolicyDocument;
 pub const RAM_PAGE: u32 = 1000;
 /// `MaxResults` of `ListProjects` pages (the API's maximum).
 pub const IMM_PAGE: u32 = 200;
-/// Per-resource reads in flight at once (the client bounds HTTP requests further).
+/// Per-resource reads in flight at once, per kind (roles, custom policies, System policies),
+/// so the reads of one kind, waiting on their actions' quotas, never hold every slot while
+/// another kind's actions (with quotas of their own) could run. The client bounds HTTP
+/// requests further.
 const MAX_READS_IN_FLIGHT: usize = 32;
 
 /// What to read: the names the manifests declare, the owner, and where to look for projects.
@@ -300,7 +303,8 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
     }
 
     // Phase 2: per-resource reads of what is declared or ours, concurrently.
-    let permits = Arc::new(Semaphore::new(MAX_READS_IN_FLIGHT));
+    let [role_permits, policy_permits, system_permits] =
+        [(); 3].map(|()| Arc::new(Semaphore::new(MAX_READS_IN_FLIGHT)));
     let mut set: JoinSet<Result<Read>> = JoinSet::new();
     for r in roles {
         let tags = r.tag_map();
@@ -308,7 +312,7 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
         if !wanted || r.role_name.starts_with("Aliyun") {
             continue;
         }
-        let (c, permits) = (client.clone(), permits.clone());
+        let (c, permits) = (client.clone(), role_permits.clone());
         set.spawn(async move {
             let _p = permits.acquire_owned().await.expect("never closed");
             let name = r.role_name.clone();
@@ -320,7 +324,7 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
         if !(scope.policies.contains(&name) || scope.owns(&tags)) {
             continue;
         }
-        let (c, permits) = (client.clone(), permits.clone());
+        let (c, permits) = (client.clone(), policy_permits.clone());
         set.spawn(async move {
             let _p = permits.acquire_owned().await.expect("never closed");
             let lp = read_policy(&c, p, tags).await?;
@@ -335,7 +339,7 @@ pub async fn fetch(client: &Client, scope: &Scope) -> Result<Live> {
         if !live.policy_names.contains(&pref) {
             continue;
         }
-        let (c, permits, name) = (client.clone(), permits.clone(), name.clone());
+        let (c, permits, name) = (client.clone(), system_permits.clone(), name.clone());
         set.spawn(async move {
             let _p = permits.acquire_owned().await.expect("never closed");
             let doc = read_system_document(&c, &name).await?;
