@@ -78,7 +78,7 @@ struct Args {
     /// Latency the emulator adds to every API call, milliseconds.
     #[arg(long, default_value_t = 20)]
     latency_ms: u64,
-    /// Scenarios to run, in this order: full, noop, change.
+    /// Scenarios to run, in this order: full, noop, change (`none`: only the micro-benchmark).
     #[arg(long, value_delimiter = ',', default_value = "full,noop,change")]
     scenarios: Vec<String>,
     /// Run these fleet sizes one after another (each as --fleet N) and print a scaling table.
@@ -229,6 +229,7 @@ fn main() {
     let scenarios: Vec<Kind> = args
         .scenarios
         .iter()
+        .filter(|s| *s != "none")
         .map(|s| {
             Kind::parse(s).unwrap_or_else(|| {
                 eprintln!("unknown scenario {s:?} (full, noop, change)");
@@ -293,7 +294,7 @@ fn main() {
     }
 
     let mut results = Vec::new();
-    for f in &fleets {
+    for f in fleets.iter().filter(|_| !scenarios.is_empty()) {
         results.extend(run_fleet(&ctx, *f, &scenarios));
     }
     if fleets.len() > 1 {
