@@ -10,6 +10,7 @@
 //! its own module. It prints nothing: callers render the plan and the events.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::apply::{self, ApplyReport, CloudOpRunner, Event, ExecuteOptions};
 use crate::cloud::Client;
@@ -89,9 +90,40 @@ pub fn scope(loaded: &Loaded, opts: &PassOptions) -> Scope {
 
 /// Load, read live, plan, lint. Sends only reads.
 pub async fn plan(client: &Client, opts: &PassOptions) -> Result<Planned, PassError> {
+    let started = Instant::now();
     let loaded = load(opts)?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        documents = loaded.desired.policies.len()
+            + loaded.desired.roles.len()
+            + loaded.desired.projects.len(),
+        "manifests loaded"
+    );
+    plan_loaded(client, loaded, opts).await
+}
+
+/// [`plan`] for manifests already loaded (and checked) by the caller.
+pub async fn plan_loaded(
+    client: &Client,
+    loaded: Loaded,
+    opts: &PassOptions,
+) -> Result<Planned, PassError> {
+    let started = Instant::now();
     let live = live::fetch(client, &scope(&loaded, opts)).await?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        roles = live.roles.len(),
+        policies = live.policies.len(),
+        projects = live.projects.len(),
+        "live state read"
+    );
+    let started = Instant::now();
     let plan = plan_for(&loaded, &live, &opts.plan);
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        changes = plan.changes.len(),
+        "planned"
+    );
     Ok(Planned { loaded, live, plan })
 }
 

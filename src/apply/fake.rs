@@ -10,6 +10,8 @@
 //! - `stale_project_reads(n)`: the next `n` GetProject reads after a project write still show
 //!   the old service role;
 //! - `latency`: every call sleeps (tokio time, so tests can pause it);
+//! - `with_quotas(limits)`: every call first waits for its action's token bucket, as the real
+//!   client does ([`crate::cloud::ratelimit`]), so scheduling across quotas can be tested;
 //! - `cancel_after(n, token)`: cancel `token` when the n-th call starts (the call completes).
 //!
 //! It records every call, and the most calls that were ever in flight at once.
@@ -21,6 +23,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::{OpError, OpOutcome, OpRunner, op_name};
+use crate::cloud::Product;
+use crate::cloud::ratelimit::{RateLimiter, RateLimits};
 use crate::manifest::{IMM_DEFAULT_ROLE, PolicyRef, PolicyType, ProjectKey, Tags};
 use crate::plan::{Op, TagResourceType};
 
@@ -75,6 +79,7 @@ pub struct FakeState {
 pub struct FakeCloud {
     pub state: Mutex<FakeState>,
     pub latency: Duration,
+    pub quotas: Option<RateLimiter>,
 }
 
 type Answer = Result<(), (String, u16)>;
@@ -95,6 +100,11 @@ impl FakeCloud {
 
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
+        self
+    }
+
+    pub fn with_quotas(mut self, limits: RateLimits) -> Self {
+        self.quotas = Some(RateLimiter::new(limits));
         self
     }
 
@@ -532,6 +542,14 @@ fn not_exist(t: TagResourceType) -> &'static str {
 impl OpRunner for FakeCloud {
     async fn run(&self, op: &Op) -> Result<OpOutcome, OpError> {
         let action = op_name(op);
+        if let Some(q) = &self.quotas {
+            let product = if action.contains("Project") {
+                Product::Imm
+            } else {
+                Product::Ram
+            };
+            q.acquire(product, action).await;
+        }
         let n = {
             let mut s = self.state();
             s.calls.push(format!("{action} {}", Self::target(op)));

@@ -242,6 +242,51 @@ async fn concurrency_is_bounded_by_max_concurrency() {
     assert_eq!(created, expected);
 }
 
+/// Issue 11: a backlog waiting on one action's quota must not hold every slot while other
+/// actions could run on theirs. 20 policies, 20 roles and 20 attachments (each after its role
+/// and policy) under the documented quotas (the client's buckets: 19/s, 19/s and 9/s), 4
+/// slots: the attachments, the slowest lane, start as soon as their first role and policy
+/// exist and run back to back: ~0.1 s + 19 / 9 s. Started in plan order instead (every
+/// policy, then every role, then the attachments), it takes over 3 s.
+#[tokio::test(start_paused = true)]
+async fn slots_are_shared_across_actions_so_every_quota_is_used_at_once() {
+    let cloud = FakeCloud::new()
+        .with_latency(Duration::from_millis(20))
+        .with_quotas(crate::cloud::RateLimits::default());
+    let mut changes = Vec::new();
+    for i in 0..20 {
+        changes.push(create_policy(&format!("p{i:02}")));
+    }
+    for i in 0..20 {
+        changes.push(create_role(&format!("r{i:02}")));
+    }
+    for i in 0..20 {
+        changes.push(attach(&format!("r{i:02}"), &format!("p{i:02}")));
+    }
+    let opts = ExecuteOptions {
+        max_concurrency: 4,
+        ..Default::default()
+    };
+    let start = tokio::time::Instant::now();
+    let (report, _) = run(&plan(changes), &cloud, &opts).await;
+    let took = start.elapsed();
+    eprintln!("60 changes over three quotas in {took:?}");
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.done(), 60);
+    assert!(
+        took < Duration::from_millis(2400),
+        "the attach lane waited for the other lanes: {took:?}"
+    );
+    assert!(cloud.state().max_in_flight <= 4);
+    // The first role went out with the first policies, not after all of them.
+    let calls = cloud.calls();
+    assert!(position(&calls, "CreateRole r00") < 4, "{calls:?}");
+    // Within a lane, plan order.
+    let roles: Vec<String> = cloud.calls_of("CreateRole");
+    let expected: Vec<String> = (0..20).map(|i| format!("CreateRole r{i:02}")).collect();
+    assert_eq!(roles, expected);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failure_skips_its_dependents_and_reports_the_root_cause_once() {
     let cloud = FakeCloud::new();

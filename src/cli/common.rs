@@ -235,6 +235,23 @@ pub async fn apply_plan(client: &Client, plan: &Plan) -> crate::apply::ApplyRepo
     crate::reconcile::execute(client, plan, &opts, &mut |event| eprintln!("{event}")).await
 }
 
+/// At debug level (`-v`), the API calls this command made, one event per action: logical
+/// calls, HTTP attempts, retries, every attempt's answer by code and the errors returned to
+/// the caller by code (JSON objects in the `responses` / `errors` fields).
+pub fn log_api_calls(client: &Client) {
+    for (action, m) in client.metrics().actions {
+        tracing::debug!(
+            action = %action,
+            calls = m.calls,
+            attempts = m.attempts,
+            retries = m.retries,
+            responses = %serde_json::json!(m.responses),
+            errors = %serde_json::json!(m.errors),
+            "api calls"
+        );
+    }
+}
+
 /// Print the outcome of an apply; `Err` (exit 1) unless every change was done.
 pub fn finish_apply(report: &crate::apply::ApplyReport) -> anyhow::Result<()> {
     if report.is_success() {

@@ -1,6 +1,7 @@
 //! `immctl reconcile`: plan, and (without `--dry-run`) apply.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 
@@ -100,21 +101,29 @@ async fn reconcile(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<i
         },
     };
     // Manifests first: nothing is sent to the cloud when any of them is invalid.
-    if let Err(e) = reconcile::load(&opts) {
-        return Err(report_pass_error(e));
-    }
+    let started = Instant::now();
+    let loaded = reconcile::load(&opts).map_err(report_pass_error)?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        documents = loaded.desired.policies.len()
+            + loaded.desired.roles.len()
+            + loaded.desired.projects.len(),
+        "manifests loaded"
+    );
     let cloud = common::connect(&settings, args.emulator).await?;
-    let result = plan_and_apply(&cloud, &opts, &args).await;
+    let result = plan_and_apply(&cloud, loaded, &opts, &args).await;
+    common::log_api_calls(&cloud.client);
     cloud.close().await;
     result
 }
 
 async fn plan_and_apply(
     cloud: &common::Cloud,
+    loaded: crate::manifest::Loaded,
     opts: &PassOptions,
     args: &ReconcileArgs,
 ) -> anyhow::Result<i32> {
-    let planned = reconcile::plan(&cloud.client, opts)
+    let planned = reconcile::plan_loaded(&cloud.client, loaded, opts)
         .await
         .map_err(report_pass_error)?;
     let plan = &planned.plan;
@@ -132,6 +141,7 @@ async fn plan_and_apply(
             "the plan has error findings (above); nothing was applied. Fix them, or pass --force to apply anyway"
         );
     }
+    let started = Instant::now();
     common::preflight_or_refuse(
         &cloud.client,
         plan,
@@ -140,7 +150,14 @@ async fn plan_and_apply(
         args.force,
     )
     .await?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "preflight done");
+    let started = Instant::now();
     let report = common::apply_plan(&cloud.client, plan).await;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        done = report.done(),
+        "applied"
+    );
     common::finish_apply(&report)?;
     Ok(exit_for(changes, args.detailed_exitcode))
 }

@@ -86,7 +86,10 @@ use crate::policy::PolicyDocument;
 pub const RAM_PAGE: u32 = 1000;
 /// `MaxResults` of `ListProjects` pages (the API's maximum).
 pub const IMM_PAGE: u32 = 200;
-/// Per-resource reads in flight at once (the client bounds HTTP requests further).
+/// Per-resource reads in flight at once, per kind (roles, custom policies, System policies),
+/// so the reads of one kind, waiting on their actions' quotas, never hold every slot while
+/// another kind's actions (with quotas of their own) could run. The client bounds HTTP
+/// requests further.
 const MAX_READS_IN_FLIGHT: usize = 32;
 
 /// What to read: the names the manifests declare, the owner, and where to look for projects.
@@ -346,7 +349,8 @@ pub async fn fetch_all(client: &Client, scope: &Scope) -> Result<Fetched> {
     }
 
     // Phase 2: per-resource reads of what is declared or ours, concurrently.
-    let permits = Arc::new(Semaphore::new(MAX_READS_IN_FLIGHT));
+    let [role_permits, policy_permits, system_permits] =
+        [(); 3].map(|()| Arc::new(Semaphore::new(MAX_READS_IN_FLIGHT)));
     let mut set: JoinSet<Result<Read>> = JoinSet::new();
     for r in roles {
         let tags = r.tag_map();
@@ -370,7 +374,7 @@ pub async fn fetch_all(client: &Client, scope: &Scope) -> Result<Fetched> {
         if !wanted || protected {
             continue;
         }
-        let (c, permits) = (client.clone(), permits.clone());
+        let (c, permits) = (client.clone(), role_permits.clone());
         set.spawn(async move {
             let _p = permits.acquire_owned().await.expect("never closed");
             let name = r.role_name.clone();
@@ -396,7 +400,7 @@ pub async fn fetch_all(client: &Client, scope: &Scope) -> Result<Fetched> {
         if !wanted {
             continue;
         }
-        let (c, permits) = (client.clone(), permits.clone());
+        let (c, permits) = (client.clone(), policy_permits.clone());
         set.spawn(async move {
             let _p = permits.acquire_owned().await.expect("never closed");
             let lp = read_policy(&c, p, tags).await?;
@@ -411,7 +415,7 @@ pub async fn fetch_all(client: &Client, scope: &Scope) -> Result<Fetched> {
         if !live.policy_names.contains(&pref) {
             continue;
         }
-        let (c, permits, name) = (client.clone(), permits.clone(), name.clone());
+        let (c, permits, name) = (client.clone(), system_permits.clone(), name.clone());
         set.spawn(async move {
             let _p = permits.acquire_owned().await.expect("never closed");
             let doc = read_system_document(&c, &name).await?;

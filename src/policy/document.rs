@@ -136,10 +136,31 @@ fn canonical_statement(v: &Value) -> Value {
 /// `"x"` and `["x"]` both become `["x"]`; lists are sorted and de-duplicated. Non-string
 /// scalars (numbers, booleans in conditions) are kept as their JSON value, sorted by text.
 fn string_set(v: &Value) -> Value {
-    let mut items: Vec<Value> = match v {
-        Value::Array(items) => items.iter().map(canonicalize).collect(),
-        other => vec![canonicalize(other)],
+    let items: Vec<&Value> = match v {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
     };
+    // Plain strings (every action and ARN in practice) sort by the string itself, without
+    // serializing each one: for strings with no `"`, `\`, space, `!` or control character,
+    // that is the very order of their JSON text (`"` + s + `"`), which stays the rule.
+    let plain: Option<Vec<&str>> = items
+        .iter()
+        .map(|x| {
+            x.as_str()
+                .filter(|s| s.bytes().all(|b| b > b'"' && b != b'\\'))
+        })
+        .collect();
+    if let Some(mut strings) = plain {
+        strings.sort_unstable();
+        strings.dedup();
+        return Value::Array(
+            strings
+                .into_iter()
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        );
+    }
+    let mut items: Vec<Value> = items.into_iter().map(canonicalize).collect();
     items.sort_by_cached_key(|x| serde_json::to_string(x).unwrap_or_default());
     items.dedup();
     Value::Array(items)
@@ -174,6 +195,45 @@ mod tests {
             {"Effect":"Deny","Action":"b:1","Resource":"*"},
             {"Effect":"Allow","Action":["a:2","a:1"],"Resource":"*"}]}));
         assert_eq!(a, b);
+    }
+
+    /// The order of a canonical list is the order of its items' JSON text, whichever way it
+    /// is computed (plain strings take a shortcut).
+    #[test]
+    fn lists_sort_by_their_json_text() {
+        let by_text = |items: &[Value]| {
+            let mut v = items.to_vec();
+            v.sort_by_cached_key(|x| serde_json::to_string(x).unwrap());
+            v.dedup();
+            Value::Array(v)
+        };
+        for items in [
+            vec![json!("b"), json!("a"), json!("a:*"), json!("A"), json!("a")],
+            // `!` and space sort before the closing quote: not plain, the general path.
+            vec![
+                json!("ab"),
+                json!("ab!"),
+                json!("ab c"),
+                json!("a\\b"),
+                json!("a\"b"),
+            ],
+            vec![json!(2), json!("x"), json!(true), json!(10)],
+            vec![json!("智能"), json!("z"), json!("é")],
+        ] {
+            assert_eq!(string_set(&Value::Array(items.clone())), by_text(&items));
+        }
+        assert_eq!(string_set(&json!("x")), json!(["x"]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_list_sorts_by_json_text(items in proptest::collection::vec("[ab! \"\\\\*:é]{0,4}", 0..6)) {
+            let items: Vec<Value> = items.into_iter().map(Value::String).collect();
+            let mut expected = items.clone();
+            expected.sort_by_cached_key(|x| serde_json::to_string(x).unwrap());
+            expected.dedup();
+            proptest::prop_assert_eq!(string_set(&Value::Array(items)), Value::Array(expected));
+        }
     }
 
     #[test]

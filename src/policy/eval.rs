@@ -359,6 +359,16 @@ fn action_and_resource_match(stmt: &Value, req: &Request) -> bool {
 
 /// Glob match with `*` (any run, possibly empty) and `?` (exactly one character).
 pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    // ASCII (every action and nearly every ARN): bytes, no allocation. The lints and
+    // preflight call this for every statement of every role a plan touches (BENCHMARKS.md).
+    if pattern.is_ascii() && text.is_ascii() {
+        let (p, t) = (pattern.as_bytes(), text.as_bytes());
+        return if ignore_case {
+            glob(p, t, b'*', b'?', |a, b| a.eq_ignore_ascii_case(b))
+        } else {
+            glob(p, t, b'*', b'?', |a, b| a == b)
+        };
+    }
     let (p, t): (Vec<char>, Vec<char>) = if ignore_case {
         (
             pattern.to_lowercase().chars().collect(),
@@ -367,16 +377,26 @@ pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
     } else {
         (pattern.chars().collect(), text.chars().collect())
     };
-    // Iterative matcher with single-star backtracking: O(len(p) * len(t)) worst case.
+    glob(&p, &t, '*', '?', |a, b| a == b)
+}
+
+/// Iterative matcher with single-star backtracking: O(len(p) * len(t)) worst case.
+fn glob<T: Copy + PartialEq>(
+    p: &[T],
+    t: &[T],
+    star_sym: T,
+    one: T,
+    eq: impl Fn(&T, &T) -> bool,
+) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         // The star test comes first: a `*` in the pattern is always a wildcard, even when
         // the text holds a literal `*` (a role's `*:Describe*` checked against `*`).
-        if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == star_sym {
             star = Some((pi, ti));
             pi += 1;
-        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        } else if pi < p.len() && (p[pi] == one || eq(&p[pi], &t[ti])) {
             pi += 1;
             ti += 1;
         } else if let Some((sp, st)) = star {
@@ -387,7 +407,7 @@ pub fn wildcard_match(pattern: &str, text: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == star_sym {
         pi += 1;
     }
     pi == p.len()
@@ -831,6 +851,32 @@ mod tests {
         assert!(wildcard_match("*", "*:Describe*", true));
         assert!(wildcard_match("oss:*", "oss:Get*", true));
         assert!(!wildcard_match("oss:Get", "oss:Get*", true));
+        // Case: ignored for actions only, on the ASCII path and the Unicode one alike.
+        assert!(wildcard_match("OSS:get*", "oss:GetObject", true));
+        assert!(!wildcard_match("OSS:get*", "oss:GetObject", false));
+        assert!(wildcard_match("智:GET*", "智:getX", true));
+        assert!(!wildcard_match("智:GET*", "智:getX", false));
+        assert!(wildcard_match("a?c", "abc", false) && !wildcard_match("a?c", "ac", false));
+    }
+
+    proptest::proptest! {
+        /// The allocation-free ASCII path agrees with the general (char, lowercase) one.
+        #[test]
+        fn the_ascii_matcher_agrees_with_the_general_one(
+            p in "[aAbB*?:]{0,8}",
+            t in "[aAbB*?:]{0,8}",
+            ignore_case in proptest::bool::ANY,
+        ) {
+            let general = |p: &str, t: &str| {
+                let (p, t): (Vec<char>, Vec<char>) = if ignore_case {
+                    (p.to_lowercase().chars().collect(), t.to_lowercase().chars().collect())
+                } else {
+                    (p.chars().collect(), t.chars().collect())
+                };
+                glob(&p, &t, '*', '?', |a, b| a == b)
+            };
+            proptest::prop_assert_eq!(wildcard_match(&p, &t, ignore_case), general(&p, &t));
+        }
     }
 
     #[test]

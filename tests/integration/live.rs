@@ -454,3 +454,65 @@ async fn transient_faults_during_fetch_are_retried_by_the_client() {
     let after = rig.fetch(&d, "default").await;
     assert_eq!(before, after);
 }
+
+/// Issue 11: the per-resource reads of roles (`GetRole`, `ListPoliciesForRole`) and of
+/// policies (`ListPolicyVersions`) draw on different quotas, so they run side by side: the
+/// policies' reads do not wait until the roles' have (nearly) all started. 48 owned roles and
+/// 48 owned policies, more than the fetch's 32 reads in flight, with the client's buckets at a
+/// fifth of the quotas (19/s per action): by the time 10 `GetRole` have reached the emulator,
+/// so have several `ListPolicyVersions` (with one pool of slots for both, the first 32 roles
+/// would take every slot and none would have). An order check, not a timing one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_and_policy_reads_run_side_by_side_on_their_own_quotas() {
+    let mut state = State::default();
+    let owned = json!({ OWNER_TAG_KEY: "default" });
+    for i in 0..48 {
+        state.roles.insert(
+            format!("owned-{i:02}"),
+            serde_json::from_value(json!({
+                "assumeRolePolicyDocument": trust_text(),
+                "tags": owned,
+            }))
+            .unwrap(),
+        );
+        state.policies.insert(
+            format!("owned-{i:02}"),
+            serde_json::from_value(json!({
+                "document": testing::allow("oss:GetObject", "*").to_wire(),
+                "tags": owned,
+            }))
+            .unwrap(),
+        );
+    }
+    let emu = immctl::emulator::spawn(EmulatorOptions {
+        state: Some(state),
+        ..EmulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let client = crate::cloud_support::client(&emu.endpoint(), 0.2);
+    let d = desired(vec![], vec![], vec![]);
+    let scope = Scope::from_desired(&d, "default", REGION);
+    let fetch = tokio::spawn(async move { live::fetch(&client, &scope).await });
+    let count = |s: &immctl::emulator::Stats, a: &str| s.calls.get(a).copied().unwrap_or(0);
+    let at_ten = loop {
+        let s = emu.stats();
+        if count(&s, "GetRole") >= 10 || fetch.is_finished() {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let live = fetch.await.unwrap().unwrap();
+    eprintln!(
+        "at {} GetRole: {} ListPolicyVersions",
+        count(&at_ten, "GetRole"),
+        count(&at_ten, "ListPolicyVersions")
+    );
+    assert_eq!((live.roles.len(), live.policies.len()), (48, 48));
+    assert!(
+        count(&at_ten, "ListPolicyVersions") >= 4,
+        "when {} GetRole had arrived, only {} ListPolicyVersions had",
+        count(&at_ten, "GetRole"),
+        count(&at_ten, "ListPolicyVersions")
+    );
+}
