@@ -1198,7 +1198,7 @@ async fn sigterm_mid_apply_exits_0_and_the_next_run_converges() {
 
 /// Issue 7 point 2: `immctl run`'s own flags go through the settings resolver; every wrong
 /// value is reported with where it came from (flag or environment). Golden:
-/// tests/data/daemon/bad-run-settings.txt (`UPDATE_GOLDEN=1` rewrites it).
+/// tests/data/daemon/bad-run-settings.txt (`IMMCTL_BLESS=1` rewrites it).
 #[test]
 fn bad_run_settings_are_reported_with_their_origin() {
     let dir = tempfile::tempdir().unwrap();
@@ -1223,13 +1223,16 @@ fn bad_run_settings_are_reported_with_their_origin() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let golden = PathBuf::from("tests/data/daemon/bad-run-settings.txt");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if ["IMMCTL_BLESS", "UPDATE_GOLDEN"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
         std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
         std::fs::write(&golden, stderr.as_bytes()).unwrap();
     }
     let expected = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", golden.display()));
-    assert_eq!(stderr, expected, "UPDATE_GOLDEN=1 to accept");
+        .unwrap_or_else(|e| panic!("{}: {e} (run with IMMCTL_BLESS=1)", golden.display()));
+    assert_eq!(stderr, expected, "IMMCTL_BLESS=1 to accept");
 }
 
 /// A listen address already in use is an error naming the address and where it came from,

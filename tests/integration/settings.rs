@@ -1,6 +1,6 @@
 //! Settings: defaults < file < `IMMCTL_*` environment < flags, and errors that name where the
 //! wrong value came from. Error texts are golden files in `tests/data/settings/golden/`
-//! (`UPDATE_GOLDEN=1` rewrites them). The environment is always a map: no test touches the
+//! (`IMMCTL_BLESS=1` rewrites them). The environment is always a map: no test touches the
 //! process environment.
 
 use std::net::SocketAddr;
@@ -36,16 +36,19 @@ fn error_text(input: &SettingsInput, env_pairs: &[(&str, &str)]) -> String {
     }
 }
 
-/// Compare with `tests/data/settings/golden/<name>.txt`; `UPDATE_GOLDEN=1` rewrites it.
+/// Compare with `tests/data/settings/golden/<name>.txt`; `IMMCTL_BLESS=1` rewrites it.
 fn assert_golden(name: &str, actual: &str) {
     let path = data("golden").join(format!("{name}.txt"));
     let actual = format!("{actual}\n");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+    if ["IMMCTL_BLESS", "UPDATE_GOLDEN"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+    {
         std::fs::write(&path, &actual).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1)", path.display()));
+        .unwrap_or_else(|e| panic!("{}: {e} (run with IMMCTL_BLESS=1)", path.display()));
     assert_eq!(
         actual,
         expected,
