@@ -214,14 +214,7 @@ fn read<T>(r: cloud::Result<T>, what: impl Into<String>) -> Result<Got<T>> {
 async fn caller_attachments(client: &Client, caller: &Caller) -> Result<Got<Vec<PolicyRef>>> {
     let to_refs = |list: Vec<cloud::wire::Policy>| -> Vec<PolicyRef> {
         list.into_iter()
-            .map(|p| PolicyRef {
-                policy_type: if p.policy_type == "System" {
-                    PolicyType::System
-                } else {
-                    PolicyType::Custom
-                },
-                name: p.policy_name,
-            })
+            .map(crate::live::fetch::policy_ref)
             .collect()
     };
     match caller {

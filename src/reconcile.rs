@@ -75,12 +75,21 @@ pub fn load(opts: &PassOptions) -> Result<Loaded, PassError> {
 /// needs the files of an invalid set (to watch them) and its digest (to report it).
 /// Callers must check [`Loaded::has_errors`] before sending anything to the cloud.
 pub fn load_all(opts: &PassOptions) -> Loaded {
-    manifest::load(
+    let started = Instant::now();
+    let loaded = manifest::load(
         &opts.paths,
         &LoadOptions {
             default_region: opts.default_region.clone(),
         },
-    )
+    );
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        documents = loaded.desired.policies.len()
+            + loaded.desired.roles.len()
+            + loaded.desired.projects.len(),
+        "manifests loaded"
+    );
+    loaded
 }
 
 /// The scope of live reads for these manifests.
@@ -90,15 +99,7 @@ pub fn scope(loaded: &Loaded, opts: &PassOptions) -> Scope {
 
 /// Load, read live, plan, lint. Sends only reads.
 pub async fn plan(client: &Client, opts: &PassOptions) -> Result<Planned, PassError> {
-    let started = Instant::now();
     let loaded = load(opts)?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        documents = loaded.desired.policies.len()
-            + loaded.desired.roles.len()
-            + loaded.desired.projects.len(),
-        "manifests loaded"
-    );
     plan_loaded(client, loaded, opts).await
 }
 

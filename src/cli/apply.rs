@@ -29,20 +29,10 @@ pub struct ApplyArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: ApplyArgs) -> i32 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            super::report_error(&anyhow::Error::new(e).context("starting the async runtime"));
-            return super::EXIT_ERROR;
-        }
-    };
-    match rt.block_on(apply(global, args)) {
-        Ok(()) => super::EXIT_OK,
-        Err(e) => {
-            super::report_error(&e);
-            super::EXIT_ERROR
-        }
-    }
+    super::block_on(async {
+        apply(global, args).await?;
+        Ok(super::EXIT_OK)
+    })
 }
 
 /// Read and check a saved plan file.

@@ -40,20 +40,7 @@ pub struct ImportArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: ImportArgs) -> i32 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            super::report_error(&anyhow::Error::new(e).context("starting the async runtime"));
-            return super::EXIT_ERROR;
-        }
-    };
-    match rt.block_on(run_import(global, args)) {
-        Ok(code) => code,
-        Err(e) => {
-            super::report_error(&e);
-            super::EXIT_ERROR
-        }
-    }
+    super::block_on(run_import(global, args))
 }
 
 /// How the user set the region, for an error that names it.

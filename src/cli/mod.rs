@@ -90,6 +90,25 @@ pub fn main() -> i32 {
     }
 }
 
+/// Run an async command on a fresh runtime and turn its outcome into the exit code: its own
+/// code, or [`EXIT_ERROR`] with the error chain printed.
+pub fn block_on(command: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32 {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            report_error(&anyhow::Error::new(e).context("starting the async runtime"));
+            return EXIT_ERROR;
+        }
+    };
+    match rt.block_on(command) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            EXIT_ERROR
+        }
+    }
+}
+
 /// Print an error chain the way cargo does: `error: …` then `Caused by:` lines.
 pub fn report_error(err: &anyhow::Error) {
     eprintln!("error: {err}");

@@ -58,20 +58,7 @@ pub struct ReconcileArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: ReconcileArgs) -> i32 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            super::report_error(&anyhow::Error::new(e).context("starting the async runtime"));
-            return super::EXIT_ERROR;
-        }
-    };
-    match rt.block_on(reconcile(global, args)) {
-        Ok(code) => code,
-        Err(e) => {
-            super::report_error(&e);
-            super::EXIT_ERROR
-        }
-    }
+    super::block_on(reconcile(global, args))
 }
 
 async fn reconcile(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<i32> {
@@ -101,15 +88,7 @@ async fn reconcile(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<i
         },
     };
     // Manifests first: nothing is sent to the cloud when any of them is invalid.
-    let started = Instant::now();
     let loaded = reconcile::load(&opts).map_err(report_pass_error)?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        documents = loaded.desired.policies.len()
-            + loaded.desired.roles.len()
-            + loaded.desired.projects.len(),
-        "manifests loaded"
-    );
     let cloud = common::connect(&settings, args.emulator).await?;
     let result = plan_and_apply(&cloud, loaded, &opts, &args).await;
     common::log_api_calls(&cloud.client);

@@ -58,20 +58,10 @@ pub struct RunArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: RunArgs) -> i32 {
-    let rt = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            super::report_error(&anyhow::Error::new(e).context("starting the async runtime"));
-            return super::EXIT_ERROR;
-        }
-    };
-    match rt.block_on(serve(global, args)) {
-        Ok(()) => super::EXIT_OK,
-        Err(e) => {
-            super::report_error(&e);
-            super::EXIT_ERROR
-        }
-    }
+    super::block_on(async {
+        serve(global, args).await?;
+        Ok(super::EXIT_OK)
+    })
 }
 
 async fn serve(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {

@@ -493,17 +493,7 @@ async fn read_role(c: &Client, listed: Role, tags: Tags) -> Result<Option<LiveRo
         description: role.description,
         max_session_duration: u32::try_from(max_session).unwrap_or(3600),
         trust_policy,
-        attachments: attachments
-            .into_iter()
-            .map(|p| PolicyRef {
-                policy_type: if p.policy_type == "System" {
-                    PolicyType::System
-                } else {
-                    PolicyType::Custom
-                },
-                name: p.policy_name,
-            })
-            .collect(),
+        attachments: attachments.into_iter().map(policy_ref).collect(),
         tags,
         service_linked: role
             .is_service_linked_role
@@ -593,6 +583,18 @@ fn live_project(region: &str, p: Project) -> LiveProject {
         dataset_max_relation_count: p.dataset_max_relation_count,
         dataset_max_total_file_size: p.dataset_max_total_file_size,
         tags,
+    }
+}
+
+/// A policy as RAM lists it (`ListPoliciesFor*`) -> the reference attachments use.
+pub(crate) fn policy_ref(p: cloud::wire::Policy) -> PolicyRef {
+    PolicyRef {
+        policy_type: if p.policy_type == "System" {
+            PolicyType::System
+        } else {
+            PolicyType::Custom
+        },
+        name: p.policy_name,
     }
 }
 
