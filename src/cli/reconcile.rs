@@ -112,13 +112,20 @@ async fn plan_and_apply(
         eprintln!("immctl: plan saved to {}", out.display());
     }
     let changes = !plan.is_empty();
-    if args.dry_run || !changes {
+    if args.dry_run {
         return Ok(exit_for(changes, args.detailed_exitcode));
     }
+    // Checked before "no changes": a refused prune (P004 empty manifest set, P005 more than
+    // --max-deletions) drops the deletions from the plan, so the plan can be empty and still
+    // have been refused. That is a failure to do what was asked, as in `immctl apply` and the
+    // daemon (a `blocked` tick), not a success.
     if crate::lint::blocks_apply(&plan.findings) && !args.force {
         anyhow::bail!(
             "the plan has error findings (above); nothing was applied. Fix them, or pass --force to apply anyway"
         );
+    }
+    if !changes {
+        return Ok(exit_for(changes, args.detailed_exitcode));
     }
     let started = Instant::now();
     common::preflight_or_refuse(

@@ -370,3 +370,48 @@ roles:
         "the project was created although preflight refused: {state:?}"
     );
 }
+
+/// A refused prune drops the deletions, so the plan shows "No changes." — but it was
+/// refused (P004 / P005 are errors): `reconcile` without `--dry-run` must exit 1, as
+/// `immctl apply` and the daemon (a `blocked` tick) do, not 0. A CI job that runs
+/// `immctl reconcile --prune` on a mistyped path must not go green.
+#[test]
+fn a_refused_prune_is_a_failure_even_when_nothing_else_changes() {
+    let dir = workdir();
+    let d = dir.path();
+    let apply = immctl(d, &["reconcile", "--emulator", "--adopt"]);
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+
+    // P004: the manifest set is empty.
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let out = immctl(d, &["reconcile", "--emulator", "--prune", "empty"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("P004"), "{}", text(&out));
+    assert!(text(&out).contains("nothing was applied"), "{}", text(&out));
+
+    // P005: more deletions than --max-deletions.
+    let out = immctl(
+        d,
+        &["reconcile", "--emulator", "--prune", "--max-deletions", "0"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("P005"), "{}", text(&out));
+
+    // The dry run still only reports (exit 0), and nothing was deleted.
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--prune",
+            "--allow-mass-delete",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("- ram_policy.old-thumbnailer"),
+        "{}",
+        text(&out)
+    );
+}
