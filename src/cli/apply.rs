@@ -93,7 +93,7 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             .context("reading the live state to check the plan is still current")?;
         if let Err(stale) = check_stale(&plan, &live_fingerprints(&live), &loaded.desired.digest) {
             for s in &stale {
-                eprintln!("error: stale plan: {s}");
+                say!("error: stale plan: {s}");
             }
             anyhow::bail!(
                 "{}: refused: {} thing(s) changed since the plan was made; nothing was applied. Re-plan with `immctl reconcile --out`",
@@ -102,7 +102,7 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             );
         }
         if plan.is_empty() {
-            eprintln!("No changes. Nothing to apply.");
+            say!("No changes. Nothing to apply.");
             return Ok(());
         }
         common::preflight_or_refuse(&cloud.client, &plan, &loaded.desired, &live, args.force)

@@ -40,7 +40,7 @@ pub fn resolve_settings(
     extra(&mut input);
     let settings = settings::resolve(&input, std::env::vars())?;
     for w in &settings.warnings {
-        eprintln!("warning: {w}");
+        say!("warning: {w}");
     }
     Ok(settings)
 }
@@ -126,13 +126,13 @@ async fn start_embedded_emulator(
     } else if Path::new(EMULATOR_SEED_FILE).exists() {
         let state = emulator::State::load(Path::new(EMULATOR_SEED_FILE), &now())
             .with_context(|| format!("reading the emulator seed {EMULATOR_SEED_FILE}"))?;
-        eprintln!(
+        say!(
             "immctl: embedded emulator seeded from {EMULATOR_SEED_FILE}; its state is kept in {}",
             state_file.display()
         );
         Some(state)
     } else {
-        eprintln!(
+        say!(
             "immctl: embedded emulator starts with an empty test account; its state is kept in {}",
             state_file.display()
         );
@@ -216,7 +216,7 @@ pub async fn preflight_or_refuse(
     drop(err);
     if crate::lint::blocks_apply(&findings) {
         if force {
-            eprintln!("warning: preflight found errors; applying anyway (--force)");
+            say!("warning: preflight found errors; applying anyway (--force)");
         } else {
             anyhow::bail!(
                 "preflight: the caller cannot make this change (above); nothing was applied. Grant what is missing, or pass --force to try anyway"
@@ -232,7 +232,7 @@ pub async fn apply_plan(client: &Client, plan: &Plan) -> crate::apply::ApplyRepo
         max_concurrency: client.config().max_concurrency.max(1),
         ..crate::apply::ExecuteOptions::default()
     };
-    crate::reconcile::execute(client, plan, &opts, &mut |event| eprintln!("{event}")).await
+    crate::reconcile::execute(client, plan, &opts, &mut |event| say!("{event}")).await
 }
 
 /// At debug level (`-v`), the API calls this command made, one event per action: logical
@@ -255,11 +255,11 @@ pub fn log_api_calls(client: &Client) {
 /// Print the outcome of an apply; `Err` (exit 1) unless every change was done.
 pub fn finish_apply(report: &crate::apply::ApplyReport) -> anyhow::Result<()> {
     if report.is_success() {
-        eprintln!("{}", report.summary());
+        say!("{}", report.summary());
         return Ok(());
     }
     for failure in report.root_failures() {
-        eprintln!("error: {failure}");
+        say!("error: {failure}");
     }
     anyhow::bail!(
         "{} The next run picks up where this one stopped.",

@@ -95,7 +95,7 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!("immctl emulator listening on http://{addr}");
+        say!("immctl emulator listening on http://{addr}");
         server
             .serve(listener, shutdown_signal())
             .await

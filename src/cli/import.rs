@@ -88,7 +88,7 @@ async fn run_import(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<i32
     // 3. Decide per file, then write.
     let dir = files::scan(&args.out, &settings.region);
     if dir.errors > 0 {
-        eprintln!(
+        say!(
             "warning: {} already holds manifests with {} error(s); a resource declared only in a broken file may be written a second time (run `immctl validate {}`)",
             args.out.display(),
             dir.errors,
@@ -129,7 +129,7 @@ async fn run_import(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<i32
         );
     }
     if warnings > 0 {
-        eprintln!(
+        say!(
             "immctl import: {} validates with {warnings} warning(s) (`immctl validate {}` shows them)",
             args.out.display(),
             args.out.display()

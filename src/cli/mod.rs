@@ -6,6 +6,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// `eprintln!` that never panics. `eprintln!` panics when stderr is gone (a closed pipe:
+/// `immctl reconcile 2>&1 | head`, a log collector that went away), which in the middle of
+/// an apply would abandon the changes in flight and exit 101. The messages are for a human;
+/// when nobody can read them any more the command still finishes its work and its exit code
+/// still tells the outcome.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod apply;
 pub mod common;
 pub mod emulator;
@@ -111,12 +123,12 @@ pub fn block_on(command: impl std::future::Future<Output = anyhow::Result<i32>>)
 
 /// Print an error chain the way cargo does: `error: …` then `Caused by:` lines.
 pub fn report_error(err: &anyhow::Error) {
-    eprintln!("error: {err}");
+    say!("error: {err}");
     let mut chain = err.chain().skip(1).peekable();
     if chain.peek().is_some() {
-        eprintln!("\nCaused by:");
+        say!("\nCaused by:");
         for cause in chain {
-            eprintln!("  {cause}");
+            say!("  {cause}");
         }
     }
 }

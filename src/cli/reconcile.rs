@@ -109,7 +109,7 @@ async fn plan_and_apply(
     common::print_plan(plan, args.format)?;
     if let Some(out) = &args.out {
         common::save_plan(plan, out)?;
-        eprintln!("immctl: plan saved to {}", out.display());
+        say!("immctl: plan saved to {}", out.display());
     }
     let changes = !plan.is_empty();
     if args.dry_run {

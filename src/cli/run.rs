@@ -121,7 +121,7 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
             }
-            eprintln!("immctl: second signal: exiting now without waiting for the calls in flight");
+            say!("immctl: second signal: exiting now without waiting for the calls in flight");
             std::process::exit(130);
         });
     })

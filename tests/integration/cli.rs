@@ -415,3 +415,40 @@ fn a_refused_prune_is_a_failure_even_when_nothing_else_changes() {
         text(&out)
     );
 }
+
+/// Nobody reads stderr any more (`immctl reconcile 2>&1 >plan.txt | head -1`, a log
+/// collector gone): the apply still finishes, exits 0 and leaves the account converged. It
+/// used to panic at the first progress line (`eprintln!` on a closed pipe: exit 101) and
+/// abandon the changes in flight.
+#[test]
+fn a_closed_stderr_does_not_abandon_an_apply() {
+    let dir = workdir();
+    let d = dir.path();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(["reconcile", "--emulator", "--adopt"])
+        .current_dir(d)
+        .env_remove("IMMCTL_CONFIG")
+        .env("NO_COLOR", "1")
+        .env("HOME", d)
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run immctl");
+    // Close the read end at once: every write to stderr fails with EPIPE.
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let after = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(after.status.code(), Some(0), "{}", text(&after));
+    assert!(String::from_utf8_lossy(&after.stdout).contains("No changes"));
+}
