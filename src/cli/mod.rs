@@ -123,14 +123,33 @@ pub fn block_on(command: impl std::future::Future<Output = anyhow::Result<i32>>)
 
 /// Print an error chain the way cargo does: `error: …` then `Caused by:` lines.
 pub fn report_error(err: &anyhow::Error) {
-    say!("error: {err}");
-    let mut chain = err.chain().skip(1).peekable();
-    if chain.peek().is_some() {
+    let (head, causes) = error_lines(err);
+    say!("error: {head}");
+    if !causes.is_empty() {
         say!("\nCaused by:");
-        for cause in chain {
+        for cause in causes {
             say!("  {cause}");
         }
     }
+}
+
+/// The error's message and the causes worth printing under it. Many errors already say
+/// their source in their own message (`ListRoles ram_role.*: ListRoles: no credentials
+/// found; …`, `cannot read settings file x: No such file or directory`), so a cause whose
+/// text is already part of a line printed above is left out instead of repeating it.
+fn error_lines(err: &anyhow::Error) -> (String, Vec<String>) {
+    let head = err.to_string();
+    let mut shown = vec![head.clone()];
+    let mut causes = Vec::new();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if shown.iter().any(|s| s.contains(text.as_str())) {
+            continue;
+        }
+        shown.push(text.clone());
+        causes.push(text);
+    }
+    (head, causes)
 }
 
 #[cfg(test)]
@@ -142,5 +161,39 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("ListRoles: no credentials found; every source failed: env: not set")]
+    struct Inner;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("ListRoles ram_role.*: {source}")]
+    struct Outer {
+        #[source]
+        source: Inner,
+    }
+
+    /// A cause already quoted by the line above it is not printed again: the
+    /// no-credentials error used to fill three lines with the same text.
+    #[test]
+    fn a_cause_already_in_the_message_above_is_not_repeated() {
+        let err = anyhow::Error::new(Outer { source: Inner }).context("reading the live state");
+        let (head, causes) = super::error_lines(&err);
+        assert_eq!(head, "reading the live state");
+        assert_eq!(
+            causes,
+            [
+                "ListRoles ram_role.*: ListRoles: no credentials found; every source failed: env: not set"
+            ]
+        );
+        // A cause that adds something is kept.
+        let err =
+            anyhow::Error::new(std::io::Error::other("disk full")).context("writing plan.json");
+        let (_, causes) = super::error_lines(&err);
+        assert_eq!(causes, ["disk full"]);
+        // Nothing under a message that already says it all.
+        let err = anyhow::Error::new(Outer { source: Inner });
+        assert!(super::error_lines(&err).1.is_empty());
     }
 }
