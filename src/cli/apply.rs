@@ -39,9 +39,18 @@ pub fn run(global: &GlobalArgs, args: ApplyArgs) -> i32 {
 fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let version: Option<u64> = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()));
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        let hint = if e.is_eof() {
+            " (the file ends too early: cut short while being written or copied?)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!(
+            "{}: not valid JSON: {e}{hint}; save a plan with `immctl reconcile --out`",
+            path.display()
+        )
+    })?;
+    let version = value.get("format_version").and_then(|v| v.as_u64());
     match version {
         Some(v) if v == u64::from(FORMAT_VERSION) => {}
         Some(v) => anyhow::bail!(

@@ -452,3 +452,37 @@ fn a_closed_stderr_does_not_abandon_an_apply() {
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
     assert!(String::from_utf8_lossy(&after.stdout).contains("No changes"));
 }
+
+/// A plan file cut short (a truncated CI artifact, a full disk) is named as such, with the
+/// line and column where the JSON stops; it used to be called "not an immctl plan (no
+/// format_version)", although its first line is the format_version.
+#[test]
+fn a_truncated_plan_file_is_reported_as_truncated_json() {
+    let dir = workdir();
+    let d = dir.path();
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            "plan.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let full = std::fs::read_to_string(d.join("plan.json")).unwrap();
+    std::fs::write(d.join("cut.json"), &full[..full.len() / 2]).unwrap();
+    let out = immctl(d, &["apply", "--emulator", "cut.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.json: not valid JSON"), "{}", text(&out));
+    assert!(err.contains("line "), "{}", text(&out));
+    assert!(err.contains("cut short"), "{}", text(&out));
+    // Valid JSON without a format_version is still "not an immctl plan".
+    std::fs::write(d.join("other.json"), "{\"changes\": []}").unwrap();
+    let out = immctl(d, &["apply", "--emulator", "other.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no format_version"));
+}
