@@ -17,6 +17,12 @@ use crate::settings::{self, Settings, SettingsInput};
 
 /// Where `--emulator` keeps the embedded emulator's account between runs.
 pub const EMULATOR_STATE_FILE: &str = ".immctl/emulator-state.json";
+/// Held (an exclusive advisory lock) by the one process whose embedded emulator uses
+/// [`EMULATOR_STATE_FILE`]. Each embedded emulator keeps the account in memory and rewrites
+/// the whole file after every change, so a second one at the same time would silently undo
+/// the first one's writes (a `reconcile --prune` next to `immctl run --emulator` came back
+/// at the daemon's next write).
+pub const EMULATOR_LOCK_FILE: &str = ".immctl/emulator-state.lock";
 /// What the embedded emulator's account is seeded from the first time.
 pub const EMULATOR_SEED_FILE: &str = "manifests/demo-live-state.yaml";
 
@@ -50,6 +56,9 @@ pub fn resolve_settings(
 pub struct Cloud {
     pub client: Client,
     pub emulator: Option<EmulatorHandle>,
+    /// With `--emulator`: the exclusive lock on [`EMULATOR_LOCK_FILE`], held as long as the
+    /// embedded emulator runs (released when the process ends, however it ends).
+    _state_lock: Option<std::fs::File>,
 }
 
 impl Cloud {
@@ -73,7 +82,9 @@ fn endpoint_url(e: &str) -> String {
 /// Build the client: against the embedded emulator (`emulator`), else against the endpoints
 /// and credentials the settings and the official credential chain name.
 pub async fn connect(settings: &Settings, use_emulator: bool) -> anyhow::Result<Cloud> {
+    let mut state_lock = None;
     let (mut config, emulator) = if use_emulator {
+        state_lock = Some(lock_emulator_state(Path::new(EMULATOR_LOCK_FILE))?);
         let handle = start_embedded_emulator(Path::new(EMULATOR_STATE_FILE), settings)
             .await
             .context("starting the embedded emulator (--emulator)")?;
@@ -112,7 +123,39 @@ pub async fn connect(settings: &Settings, use_emulator: bool) -> anyhow::Result<
     config.request_timeout = settings.client.request_timeout;
     config.connect_timeout = settings.client.connect_timeout;
     let client = Client::new(config).context("building the API client")?;
-    Ok(Cloud { client, emulator })
+    Ok(Cloud {
+        client,
+        emulator,
+        _state_lock: state_lock,
+    })
+}
+
+/// Take the lock that makes this process the only user of the embedded emulator's state,
+/// or say who to stop (or how to share one emulator) instead.
+fn lock_emulator_state(lock_file: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = lock_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--emulator: creating {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_file)
+        .with_context(|| format!("--emulator: opening {}", lock_file.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "--emulator: another immctl process in this directory is using the embedded \
+             emulator ({EMULATOR_STATE_FILE}; an `immctl run --emulator`?); two at once would \
+             undo each other's changes. Stop it first, or share one emulator: run \
+             `immctl emulator --state FILE` and point every command at it with --endpoint-ram, \
+             --endpoint-imm and --endpoint-sts (docs/emulator.md)"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("--emulator: locking {}", lock_file.display()))
+        }
+    }
 }
 
 /// The embedded emulator on a loopback port, its state persisted in `state_file` and seeded

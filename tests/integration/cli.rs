@@ -486,3 +486,65 @@ fn a_truncated_plan_file_is_reported_as_truncated_json() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no format_version"));
 }
+
+/// Two processes with `--emulator` in one directory would each keep the account in memory
+/// and rewrite the whole state file: a `reconcile --prune` next to `immctl run --emulator`
+/// was silently undone at the daemon's next write. The second one is now refused, naming
+/// the way to share one emulator, and works again once the first has stopped.
+#[test]
+fn a_second_embedded_emulator_on_the_same_state_is_refused() {
+    use std::io::BufRead;
+    let dir = workdir();
+    let d = dir.path();
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args([
+            "run",
+            "--emulator",
+            "--adopt",
+            "--interval",
+            "1h",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(d)
+        .env_remove("IMMCTL_CONFIG")
+        .env("HOME", d)
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start immctl run");
+    let mut lines = std::io::BufReader::new(daemon.stderr.take().unwrap()).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the daemon logs its first tick")
+            .unwrap();
+        if line.contains("tick finished") || line.contains("tick failed") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+
+    let out = immctl(d, &["reconcile", "--emulator", "--prune"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another immctl process"), "{}", text(&out));
+    assert!(err.contains("immctl emulator --state"), "{}", text(&out));
+
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let out = immctl(d, &["reconcile", "--emulator", "--prune"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
