@@ -91,7 +91,10 @@ pub enum Command {
 
 /// Parse the process arguments, run, and return the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match cli.command {
         Command::Validate(a) => validate::run(&cli.global, a),
         Command::Reconcile(a) => reconcile::run(&cli.global, a),
@@ -100,6 +103,15 @@ pub fn main() -> i32 {
         Command::Import(a) => import::run(&cli.global, a),
         Command::Emulator(a) => emulator::run(&cli.global, a),
     }
+}
+
+/// Print clap's message and return the exit code: 0 for `--help` / `--version`, otherwise
+/// [`EXIT_ERROR`]. clap's own default for a usage error is 2, which is what
+/// `--detailed-exitcode` means by "the plan has changes": a mistyped flag in a CI job would
+/// have read as a pending change instead of as a failure.
+fn usage_error(e: &clap::Error) -> i32 {
+    let _ = e.print();
+    if e.use_stderr() { EXIT_ERROR } else { EXIT_OK }
 }
 
 /// Run an async command on a fresh runtime and turn its outcome into the exit code: its own

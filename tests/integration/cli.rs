@@ -548,3 +548,43 @@ fn a_second_embedded_emulator_on_the_same_state_is_refused() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// A usage error (unknown flag, bad value) exits 1 like every other error: clap's default
+/// of 2 is what `--detailed-exitcode` means by "the plan has changes", so a CI job with a
+/// mistyped flag read as "changes pending" instead of failing. `--help` and `--version`
+/// still exit 0.
+#[test]
+fn usage_errors_exit_1_not_the_changes_code() {
+    let dir = workdir();
+    let d = dir.path();
+    for args in [
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--detailed-exitcode",
+            "--fromat",
+            "markdown",
+        ][..],
+        &[
+            "reconcile",
+            "--dry-run",
+            "--detailed-exitcode",
+            "--format",
+            "xml",
+        ],
+        &["reconcile", "--dry-run", "--max-deletions", "-1"],
+        &["bogus-command"],
+        &[],
+    ] {
+        let out = immctl(d, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(!out.stderr.is_empty(), "{args:?}: {}", text(&out));
+    }
+    for args in [&["--help"][..], &["reconcile", "--help"], &["--version"]] {
+        let out = immctl(d, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert!(!out.stdout.is_empty(), "{args:?}: {}", text(&out));
+    }
+    assert!(!d.join(".immctl").exists(), "nothing ran");
+}

@@ -3339,7 +3339,8 @@ async fn immctl_emulator_refuses_bad_flags() {
     let out = cli_output(&["--listen", "127.0.0.1:0", "--rate-limit-scale", "-1"]).await;
     assert_ne!(out.status.code(), Some(0));
     let out = cli_output(&["--latency", "2h"]).await;
-    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    // A usage error is an error (1), never 2 (`--detailed-exitcode`'s "changes").
+    assert_eq!(out.status.code(), Some(1), "clap usage error");
     let dir = tempfile::tempdir().unwrap();
     let broken = dir.path().join("broken.yaml");
     std::fs::write(&broken, "roles: [").unwrap();
