@@ -108,7 +108,15 @@ async fn run_import(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<i32
     }
     let stale = files::stale(&dir, &sel, &imported);
     let account = fetched.live.account_id.as_deref().unwrap_or("?");
-    print_report(&args.out, account, &sel, &imported, &steps, &stale)?;
+    print_report(
+        &args.out,
+        account,
+        &sel,
+        &imported,
+        &steps,
+        &stale,
+        args.emulator,
+    )?;
 
     // 4. What a reconcile of the directory will see.
     let loaded = manifest::load(
@@ -166,6 +174,7 @@ fn print_report(
     imported: &Import,
     steps: &[Step],
     stale: &[Stale],
+    emulator: bool,
 ) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
@@ -286,8 +295,10 @@ fn print_report(
     if adopt > 0 {
         writeln!(
             w,
-            "{adopt} of them exist without an owner tag and are marked `adopt: true`: `immctl reconcile {} --dry-run` should plan only their adoption (tag {}={}).",
+            "{adopt} of them exist without an owner tag and are marked `adopt: true`: `immctl reconcile {}{} --dry-run` should plan only their adoption (tag {}={}).",
             out.display(),
+            // The command to run next must read the same account this import read.
+            if emulator { " --emulator" } else { "" },
             crate::manifest::OWNER_TAG_KEY,
             sel.owner
         )?;
