@@ -496,6 +496,14 @@ fn a_second_embedded_emulator_on_the_same_state_is_refused() {
     use std::io::BufRead;
     let dir = workdir();
     let d = dir.path();
+    /// Kills the daemon however the test ends (a failed assertion must not leave it running).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut daemon = Command::new(env!("CARGO_BIN_EXE_immctl"))
         .args([
             "run",
@@ -515,7 +523,9 @@ fn a_second_embedded_emulator_on_the_same_state_is_refused() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start immctl run");
-    let mut lines = std::io::BufReader::new(daemon.stderr.take().unwrap()).lines();
+    let stderr = daemon.stderr.take().unwrap();
+    let daemon = KillOnDrop(daemon);
+    let mut lines = std::io::BufReader::new(stderr).lines();
     loop {
         let line = lines
             .next()
@@ -533,8 +543,7 @@ fn a_second_embedded_emulator_on_the_same_state_is_refused() {
     assert!(err.contains("another immctl process"), "{}", text(&out));
     assert!(err.contains("immctl emulator --state"), "{}", text(&out));
 
-    daemon.kill().unwrap();
-    daemon.wait().unwrap();
+    drop(daemon);
     let out = immctl(d, &["reconcile", "--emulator", "--prune"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = immctl(
