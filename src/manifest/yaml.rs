@@ -925,6 +925,19 @@ impl fmt::Display for DeError {
 
 impl std::error::Error for DeError {}
 
+/// What serde expected, in the manifest author's words: its primitive types name
+/// themselves by their Rust names (`expected u32`, `expected i64`), which mean nothing to
+/// someone writing YAML.
+fn expected_in_words(exp: &dyn de::Expected) -> String {
+    let text = exp.to_string();
+    match text.as_str() {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        _ => text,
+    }
+}
+
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         DeError::new(DeErrorKind::Other, msg.to_string())
@@ -932,13 +945,16 @@ impl de::Error for DeError {
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
         DeError::new(
             DeErrorKind::Invalid,
-            format!("invalid type: {unexp}, expected {exp}"),
+            format!("invalid type: {unexp}, expected {}", expected_in_words(exp)),
         )
     }
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
         DeError::new(
             DeErrorKind::Invalid,
-            format!("invalid value: {unexp}, expected {exp}"),
+            format!(
+                "invalid value: {unexp}, expected {}",
+                expected_in_words(exp)
+            ),
         )
     }
     fn invalid_length(len: usize, exp: &dyn de::Expected) -> Self {
@@ -1594,7 +1610,10 @@ spec:
         let e = de("name: x\ncount: many\n").unwrap_err();
         assert_eq!(e.kind, DeErrorKind::Invalid);
         assert_eq!(e.pos, Some(p(2, 8)));
-        assert_eq!(e.message, "invalid type: string \"many\", expected u32");
+        assert_eq!(
+            e.message,
+            "invalid type: string \"many\", expected a whole number (0 or more)"
+        );
 
         let e = de("name: x\ncount: -1\n").unwrap_err();
         assert_eq!(e.pos, Some(p(2, 8)));
