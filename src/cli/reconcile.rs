@@ -106,6 +106,7 @@ async fn plan_and_apply(
         .await
         .map_err(report_pass_error)?;
     let plan = &planned.plan;
+    check_targets_exist(&opts.plan.targets, &planned.loaded.desired, plan)?;
     common::print_plan(plan, args.format)?;
     if let Some(out) = &args.out {
         common::save_plan(plan, out)?;
@@ -178,6 +179,62 @@ fn parse_targets(raw: &[String]) -> anyhow::Result<Vec<Address>> {
             }
         })
         .collect()
+}
+
+/// A `--target` that names neither a declared nor a live resource selects nothing, and the
+/// plan then read "No changes. The live state matches the manifests." although it may not:
+/// a typo must be an error, not a reassuring empty plan.
+fn check_targets_exist(
+    targets: &[Address],
+    desired: &manifest::Desired,
+    plan: &crate::plan::Plan,
+) -> anyhow::Result<()> {
+    let mut known: std::collections::BTreeSet<String> = plan
+        .live_fingerprints
+        .keys()
+        .map(|a| a.as_str().to_string())
+        .collect();
+    for role in desired.roles.values() {
+        known.insert(Address::role(&role.name).as_str().to_string());
+        for p in &role.policies {
+            known.insert(Address::attachment(&role.name, p).as_str().to_string());
+        }
+    }
+    for policy in desired.policies.values() {
+        known.insert(Address::policy(&policy.name).as_str().to_string());
+    }
+    for key in desired.projects.keys() {
+        known.insert(Address::project(key).as_str().to_string());
+    }
+    let unknown: Vec<&str> = targets
+        .iter()
+        .map(Address::as_str)
+        .filter(|t| !known.contains(*t))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let kind = |t: &str| t.split('.').next().unwrap_or_default().to_string() + ".";
+    let hints: Vec<String> = unknown
+        .iter()
+        .map(|t| {
+            let same_kind: Vec<&str> = known
+                .iter()
+                .map(String::as_str)
+                .filter(|k| k.starts_with(&kind(t)))
+                .take(5)
+                .collect();
+            if same_kind.is_empty() {
+                format!("--target {t:?}: no declared or live resource has this address")
+            } else {
+                format!(
+                    "--target {t:?}: no declared or live resource has this address (some that do: {})",
+                    same_kind.join(", ")
+                )
+            }
+        })
+        .collect();
+    anyhow::bail!("{}; nothing was planned", hints.join("\n"))
 }
 
 /// Invalid manifests are printed with their positions; other errors keep their chain.

@@ -597,3 +597,49 @@ fn usage_errors_exit_1_not_the_changes_code() {
     }
     assert!(!d.join(".immctl").exists(), "nothing ran");
 }
+
+/// A mistyped `--target` used to select nothing and print "No changes. The live state
+/// matches the manifests." (exit 0) while the account had drift: now it is an error that
+/// names the target and nearby addresses, and a correct target still plans.
+#[test]
+fn a_target_that_names_nothing_is_an_error() {
+    let dir = workdir();
+    let d = dir.path();
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--target",
+            "ram_role.media-ap",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--target \"ram_role.media-ap\""),
+        "{}",
+        text(&out)
+    );
+    assert!(err.contains("ram_role.media-app"), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("No changes"));
+
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--target",
+            "ram_role.media-app",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("- ram_role_policy.media-app/System/AliyunOSSFullAccess"),
+        "{}",
+        text(&out)
+    );
+}
