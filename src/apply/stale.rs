@@ -2,7 +2,12 @@
 //! manifests changed (their digest differs), or a resource the plan touches now has a
 //! different live fingerprint (including: appeared, or vanished).
 //!
-//! Pure: the caller fetches the fresh fingerprints and digest.
+//! It also refuses a plan file that is not what immctl would plan ([`check_replanned`]): with
+//! the manifests and the live state unchanged, planning again with the flags the file records
+//! must give the same changes and findings. Otherwise the file was edited by hand (an op
+//! added, a refused prune's finding removed ...) and nobody reviewed what it would do.
+//!
+//! Pure: the caller fetches the fresh fingerprints and digest, and plans again.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,6 +84,89 @@ pub fn check_stale(
     if stale.is_empty() { Ok(()) } else { Err(stale) }
 }
 
+/// One way a saved plan differs from the plan its manifests and live state produce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Edited {
+    /// The file has a change at this address that planning again does not produce.
+    Extra { address: Address },
+    /// Planning again produces a change at this address that the file lacks.
+    Missing { address: Address },
+    /// Both have a change here, but not the same one (action, operations, before/after ...).
+    Different { address: Address },
+    /// Same changes, in another order (dependencies first is what makes an apply safe).
+    Order,
+    /// The lint findings differ (an `error` finding removed would unblock the apply).
+    Findings,
+}
+
+impl fmt::Display for Edited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Edited::Extra { address } => write!(
+                f,
+                "{address}: the plan file changes it, but planning again does not"
+            ),
+            Edited::Missing { address } => write!(
+                f,
+                "{address}: planning again changes it, but the plan file does not"
+            ),
+            Edited::Different { address } => write!(
+                f,
+                "{address}: the plan file's change differs from what planning again gives"
+            ),
+            Edited::Order => write!(f, "the plan file orders its changes differently"),
+            Edited::Findings => write!(f, "the plan file's findings differ from the lints' now"),
+        }
+    }
+}
+
+/// `Err` names every difference between a saved plan and `fresh`, the plan made again from
+/// the same manifests and live state with the saved plan's settings (the caller has checked
+/// with [`check_stale`] that neither moved). Display-only fields (`expanded_from`) are not
+/// compared.
+pub fn check_replanned(saved: &Plan, fresh: &Plan) -> Result<(), Vec<Edited>> {
+    let index = |p: &Plan| -> BTreeMap<Address, usize> {
+        p.changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.address.clone(), i))
+            .collect()
+    };
+    let (old, new) = (index(saved), index(fresh));
+    let mut edited = Vec::new();
+    for c in &saved.changes {
+        match new.get(&c.address) {
+            None => edited.push(Edited::Extra {
+                address: c.address.clone(),
+            }),
+            Some(&i) if fresh.changes[i] != *c => edited.push(Edited::Different {
+                address: c.address.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for c in &fresh.changes {
+        if !old.contains_key(&c.address) {
+            edited.push(Edited::Missing {
+                address: c.address.clone(),
+            });
+        }
+    }
+    // Duplicated addresses collapse in the index; comparing the whole lists catches them too.
+    if edited.is_empty() && saved.changes != fresh.changes {
+        edited.push(Edited::Order);
+    }
+    if saved.findings != fresh.findings {
+        edited.push(Edited::Findings);
+    }
+    if edited.is_empty() {
+        Ok(())
+    } else {
+        Err(edited)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +193,7 @@ mod tests {
         Plan {
             format_version: FORMAT_VERSION,
             owner: "default".into(),
+            settings: crate::plan::PlanSettings::default(),
             changes: vec![
                 change(Address::role("a"), Some("fa")),
                 change(Address::policy("p"), None),
@@ -150,6 +239,72 @@ mod tests {
                 "ram_policy.p: now exists; it did not when planned",
                 "ram_role.b: no longer exists",
             ]
+        );
+    }
+
+    #[test]
+    fn a_plan_equal_to_its_replan_passes_and_display_fields_do_not_count() {
+        let mut saved = plan();
+        saved.expanded_from.insert(
+            Address::role("a"),
+            crate::plan::ExpandedFrom {
+                kind: "ImmServiceRole".into(),
+                name: "a".into(),
+                source: "x.yaml:1:1".into(),
+            },
+        );
+        assert_eq!(check_replanned(&saved, &plan()), Ok(()));
+    }
+
+    #[test]
+    fn every_edit_to_a_saved_plan_is_named() {
+        use crate::plan::{Finding, Op, Severity};
+        let fresh = plan();
+
+        // An operation added to a change, and a change added outright.
+        let mut saved = plan();
+        saved.changes[0]
+            .ops
+            .push(Op::DeleteRole { name: "a".into() });
+        saved.changes.push(change(Address::role("x"), None));
+        let lines: Vec<String> = check_replanned(&saved, &fresh)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "ram_role.a: the plan file's change differs from what planning again gives",
+                "ram_role.x: the plan file changes it, but planning again does not",
+            ]
+        );
+
+        // A change removed, and the order of the rest swapped.
+        let mut saved = plan();
+        saved.changes.remove(1);
+        assert_eq!(
+            check_replanned(&saved, &fresh),
+            Err(vec![Edited::Missing {
+                address: Address::policy("p")
+            }])
+        );
+        let mut saved = plan();
+        saved.changes.swap(0, 2);
+        assert_eq!(check_replanned(&saved, &fresh), Err(vec![Edited::Order]));
+
+        // An error finding removed from the file (it would no longer block the apply).
+        let mut fresh_with_finding = plan();
+        fresh_with_finding.findings.push(Finding {
+            code: "P004".into(),
+            severity: Severity::Error,
+            address: Address::role("b"),
+            message: "prune refused".into(),
+            fix: None,
+        });
+        assert_eq!(
+            check_replanned(&plan(), &fresh_with_finding),
+            Err(vec![Edited::Findings])
         );
     }
 }

@@ -121,6 +121,7 @@ fn plan(changes: Vec<Change>) -> Plan {
     Plan {
         format_version: FORMAT_VERSION,
         owner: "default".into(),
+        settings: crate::plan::PlanSettings::default(),
         changes,
         findings: vec![],
         manifest_digest: "d".into(),

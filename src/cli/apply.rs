@@ -1,5 +1,6 @@
 //! `immctl apply PLAN.json [PATH...]`: apply a plan saved by `reconcile --out`, refusing it
-//! when the manifests or the live state of any resource it touches changed since.
+//! when the manifests or the live state of any resource it touches changed since, and when
+//! the file is not what planning again with its recorded flags gives (edited by hand).
 
 use std::path::PathBuf;
 
@@ -8,9 +9,9 @@ use clap::Args;
 
 use super::reconcile::report_pass_error;
 use super::{GlobalArgs, common};
-use crate::apply::check_stale;
+use crate::apply::{check_replanned, check_stale};
 use crate::live;
-use crate::plan::{FORMAT_VERSION, Plan, PlanSettings, live_fingerprints};
+use crate::plan::{FORMAT_VERSION, Plan, live_fingerprints};
 use crate::reconcile::{self, PassOptions};
 
 #[derive(Debug, Args)]
@@ -73,6 +74,14 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let plan = read_plan(&args.plan)?;
     let settings = common::resolve_settings(global, |_| {})?;
     super::logging::init(settings.log_format, settings.verbosity);
+    if plan.settings.owner != plan.owner {
+        anyhow::bail!(
+            "{}: the plan is inconsistent: made for owner {:?} but planned with owner {:?}; re-plan with `immctl reconcile --out`",
+            args.plan.display(),
+            plan.owner,
+            plan.settings.owner
+        );
+    }
     if plan.owner != settings.owner {
         anyhow::bail!(
             "{}: the plan was made for owner {:?}, these settings say {:?}",
@@ -89,10 +98,7 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let opts = PassOptions {
         paths: args.paths.clone(),
         default_region: settings.region.clone(),
-        plan: PlanSettings {
-            owner: plan.owner.clone(),
-            ..PlanSettings::default()
-        },
+        plan: plan.settings.clone(),
     };
     let loaded = reconcile::load(&opts).map_err(report_pass_error)?;
     let cloud = common::connect(&settings, args.emulator).await?;
@@ -108,6 +114,17 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
                 "{}: refused: {} thing(s) changed since the plan was made; nothing was applied. Re-plan with `immctl reconcile --out`",
                 args.plan.display(),
                 stale.len()
+            );
+        }
+        // Manifests and live state are as planned: planning again must give this very plan.
+        let replanned = reconcile::plan_for(&loaded, &live, &plan.settings);
+        if let Err(edited) = check_replanned(&plan, &replanned) {
+            for e in &edited {
+                say!("error: edited plan: {e}");
+            }
+            anyhow::bail!(
+                "{}: refused: the file is not the plan these manifests and this live state give with its flags (edited by hand?); nothing was applied. Re-plan with `immctl reconcile --out`",
+                args.plan.display()
             );
         }
         if plan.is_empty() {

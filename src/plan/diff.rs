@@ -134,6 +134,7 @@ pub fn diff(desired: &Desired, live: &Live, settings: &PlanSettings) -> Plan {
     Plan {
         format_version: FORMAT_VERSION,
         owner: settings.owner.clone(),
+        settings: settings.clone(),
         changes,
         findings,
         manifest_digest: desired.digest.clone(),

@@ -9,13 +9,17 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::{Address, PolicyRef, ProjectKey, ProjectLimits, Tags};
 
 /// Bumped whenever a consumer of the JSON form would break.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format_version: u32,
     /// The `immctl-owner` tag value this plan was made for.
     pub owner: String,
+    /// The flags it was planned with (`--adopt`, `--prune`, `--target` ...). `immctl apply`
+    /// plans again with them and refuses a file whose changes or findings differ from what
+    /// the manifests and the live state produce (a plan edited by hand). Added in format 2.
+    pub settings: PlanSettings,
     /// In apply order: parents created first, children deleted first.
     pub changes: Vec<Change>,
     /// Lints and notes (unowned resource not adopted, protected resource, prune refused ...).

@@ -146,7 +146,7 @@ fn json_round_trips_with_format_version_first() {
     let mut out = Vec::new();
     render_json(&p, &mut out).unwrap();
     let s = String::from_utf8(out).unwrap();
-    assert!(s.starts_with("{\n  \"format_version\": 1,"));
+    assert!(s.starts_with("{\n  \"format_version\": 2,"));
     let back: Plan = serde_json::from_str(&s).unwrap();
     assert_eq!(back, p);
 }

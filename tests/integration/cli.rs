@@ -165,7 +165,7 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
-    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["format_version"], 2);
     assert!(
         json["manifest_digest"]
             .as_str()
@@ -451,6 +451,97 @@ fn a_closed_stderr_does_not_abandon_an_apply() {
     );
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
     assert!(String::from_utf8_lossy(&after.stdout).contains("No changes"));
+}
+
+/// A saved plan is applied only if it is what immctl plans from the same manifests and live
+/// state with the flags the file records: an operation added by hand, or a blocking finding
+/// deleted from the file, is refused with nothing applied (both used to be applied as edited).
+#[test]
+fn a_plan_file_edited_by_hand_is_refused_and_nothing_is_applied() {
+    let dir = workdir();
+    let d = dir.path();
+    // --prune with --max-deletions 0: the prune is refused by an error finding (P005).
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--prune",
+            "--max-deletions",
+            "0",
+            "--out",
+            "plan.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(original["settings"]["prune"], true);
+    assert_eq!(original["settings"]["max_deletions"], 0);
+    assert!(
+        original["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["severity"] == "error"),
+        "{original:#}"
+    );
+    let state_before = std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap();
+    let refuse = |edited: &serde_json::Value, naming: &str| {
+        std::fs::write(
+            d.join("edited.json"),
+            serde_json::to_string_pretty(edited).unwrap(),
+        )
+        .unwrap();
+        let out = immctl(d, &["apply", "--emulator", "edited.json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("error: edited plan: "), "{}", text(&out));
+        assert!(err.contains(naming), "{}", text(&out));
+        assert!(err.contains("nothing was applied"), "{}", text(&out));
+        let state = std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap();
+        assert_eq!(state, state_before, "an edited plan changed the account");
+    };
+
+    // 1. The blocking finding deleted, so that the plan would pass the findings check.
+    let mut edited = original.clone();
+    edited["findings"] = serde_json::json!([]);
+    refuse(&edited, "findings differ");
+
+    // 2. A reviewed policy widened in the file: the document the plan would create grants
+    //    every action on every resource (the file is still consistent in itself).
+    let mut edited = original.clone();
+    let changes = edited["changes"].as_array_mut().unwrap();
+    let create = changes
+        .iter_mut()
+        .find(|c| c["address"] == "ram_policy.imm-media-role-policy")
+        .expect("the demo plan creates imm-media-role-policy");
+    create["ops"][0]["document"] =
+        r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#.into();
+    edited["findings"] = serde_json::json!([]);
+    refuse(
+        &edited,
+        "ram_policy.imm-media-role-policy: the plan file's change differs",
+    );
+
+    // 3. The recorded flags changed (--max-deletions raised): planning again now prunes,
+    //    which the file does not.
+    let mut edited = original.clone();
+    edited["settings"]["max_deletions"] = 5.into();
+    edited["findings"] = serde_json::json!([]);
+    refuse(
+        &edited,
+        "planning again changes it, but the plan file does not",
+    );
+
+    // The file as saved is still refused for its finding, and applies with --force.
+    let out = immctl(d, &["apply", "--emulator", "plan.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error findings"));
+    let out = immctl(d, &["apply", "--emulator", "--force", "plan.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 /// A plan file cut short (a truncated CI artifact, a full disk) is named as such, with the
