@@ -4,9 +4,10 @@
 //! non-hidden file under the manifest roots, whatever its extension (so a policy
 //! `documentFile` next to its manifest counts), following symbolic links as the loader does,
 //! plus the manifest files the last load found, and compares size, modification and change
-//! times, inode and device with the last look. (A `documentFile` outside every root is not
-//! watched: the loader does not list those; a change to one is picked up at the next
-//! interval.) After
+//! times, inode and device with the last look. (A `documentFile` lies inside the directory
+//! its manifest was found in, so under a root; only that of a manifest given as a single file
+//! is beside it, not under a root, and not watched: a change to one is picked up at the
+//! next interval.) After
 //! a change it waits until the files are quiet for `quiet` (debounce: an editor's save, a
 //! `git checkout` or git-sync's swap is one tick, not ten), at most `max_wait`, then wakes the
 //! tick loop.

@@ -51,6 +51,23 @@ pub struct ManifestFile {
     pub rel: String,
 }
 
+impl ManifestFile {
+    /// The directory this file was found under: the given directory, or for a file given by
+    /// itself its parent (`.` when that is empty). A `documentFile` must stay inside it.
+    pub fn root(&self) -> PathBuf {
+        let depth = self.rel.split('/').filter(|c| !c.is_empty()).count();
+        let mut root = self.path.as_path();
+        for _ in 0..depth.max(1) {
+            root = root.parent().unwrap_or(Path::new(""));
+        }
+        if root.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            root.to_path_buf()
+        }
+    }
+}
+
 /// Every manifest file under `roots` (empty: [`DEFAULT_DIR`]), and the problems met.
 pub fn discover(roots: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<ManifestFile> {
     let default = [PathBuf::from(DEFAULT_DIR)];

@@ -624,6 +624,10 @@ impl Loader<'_> {
         }
         let dir = f.path.parent().unwrap_or(Path::new(""));
         let full = dir.join(file);
+        if let Err(reason) = inside_root(&f.root(), file, &full) {
+            self.error(codes::DOCUMENT_FILE, field, addr, reason);
+            return None;
+        }
         let (text, bytes) = match discover::read_text(&full) {
             Ok(x) => x,
             Err(discover::ReadError::Io(reason)) => {
@@ -1279,4 +1283,41 @@ fn clash(
         Some(addr.clone()),
         format!("{addr} is {here} and also {}", describe(first)),
     )
+}
+
+/// Where a `documentFile` may point: a regular file under the directory its manifest was
+/// found in (after following symbolic links), named by a relative path. Like kustomize's
+/// load restrictor: manifests come from pull requests, and findings quote the lines of the
+/// file they point at, so `documentFile: ../../.aliyun/config.json` must not make immctl
+/// read, and print, a file of the machine that runs it. `Err` says why not.
+fn inside_root(root: &Path, file: &str, full: &Path) -> Result<(), String> {
+    if Path::new(file).is_absolute() {
+        return Err(format!(
+            "documentFile {file}: an absolute path; name a file under {} by a path relative \
+             to this manifest",
+            root.display()
+        ));
+    }
+    // A missing file is reported by the read, with its own message.
+    let Ok(target) = std::fs::canonicalize(full) else {
+        return Ok(());
+    };
+    let inside = std::fs::canonicalize(root).is_ok_and(|r| target.starts_with(r));
+    if !inside {
+        return Err(format!(
+            "documentFile {file}: resolves to a file outside {}, the directory this manifest \
+             was found in; a documentFile must stay inside it (move the JSON file there, or \
+             pass a directory that holds both)",
+            root.display()
+        ));
+    }
+    match std::fs::metadata(&target) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!(
+            "documentFile {file}: {} is not a regular file",
+            full.display()
+        )),
+        // Vanished in between: the read reports it.
+        Err(_) => Ok(()),
+    }
 }

@@ -290,6 +290,101 @@ fn the_digest_changes_with_any_manifest_byte_and_with_document_files() {
     );
 }
 
+/// A `documentFile` may only name a regular file under the directory its manifest was found
+/// in (like kustomize's load restrictor): findings quote the lines of the file they point at,
+/// and plans are posted on pull requests, so a manifest must not make immctl read and print
+/// the CLI credentials file of the machine running it. Each way out is refused with E107 at
+/// the manifest's `documentFile` line; the secret never reaches a finding.
+#[test]
+fn a_document_file_outside_the_manifest_directory_is_refused_and_never_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "SuperSecretValue-documentFile";
+    let outside = dir.path().join("config.json");
+    std::fs::write(
+        &outside,
+        format!(
+            "{{\n  \"profiles\": [\n    {{\n      \"access_key_secret\": \"{secret}\"\n    }}\n  ]\n}}\n"
+        ),
+    )
+    .unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(m.join("sub")).unwrap();
+    let doc = r#"{"Version":"1","Statement":[{"Effect":"Allow","Action":"oss:GetObject","Resource":"*"}]}"#;
+    std::fs::write(m.join("ok.json"), doc).unwrap();
+    let policy = |name: &str, file: &str| {
+        format!(
+            "---\napiVersion: immctl/v1\nkind: Policy\nmetadata:\n  name: {name}\nspec:\n  documentFile: {file}\n"
+        )
+    };
+    let mut text = policy("up", "../config.json");
+    text += &policy("absolute", outside.to_str().unwrap());
+    text += &policy("a-directory", "sub");
+    // Inside the directory, through a subdirectory and back: allowed.
+    text += &policy("fine", "sub/../ok.json");
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&outside, m.join("link.json")).unwrap();
+        text += &policy("via-link", "link.json");
+        std::os::unix::fs::symlink("/dev/zero", m.join("zero.json")).unwrap();
+        text += &policy("device", "zero.json");
+    }
+    std::fs::write(m.join("p.yaml"), &text).unwrap();
+
+    let loaded = manifest::load(std::slice::from_ref(&m), &opts());
+    let mut refused: Vec<(String, usize, String)> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == manifest::Severity::Error)
+        .map(|d| {
+            assert_eq!(d.code, "E107", "{d:?}");
+            let at = d.source.as_ref().expect("a place");
+            assert_eq!(at.file, m.join("p.yaml"), "{d:?}");
+            let name = d.address.as_ref().unwrap().to_string();
+            (name, at.line, d.message.clone())
+        })
+        .collect();
+    refused.sort();
+    let names: Vec<&str> = refused.iter().map(|(n, _, _)| n.as_str()).collect();
+    let mut expected = vec![
+        "ram_policy.a-directory",
+        "ram_policy.absolute",
+        "ram_policy.up",
+    ];
+    if cfg!(unix) {
+        expected.extend(["ram_policy.device", "ram_policy.via-link"]);
+        expected.sort();
+    }
+    assert_eq!(names, expected, "{refused:#?}");
+    for (name, line, message) in &refused {
+        // Each finding points at the documentFile line of its own document (7 lines each).
+        assert_eq!((line - 7) % 7, 0, "{name} at line {line}");
+        let why = match name.as_str() {
+            "ram_policy.absolute" => "an absolute path",
+            "ram_policy.a-directory" => "is not a regular file",
+            _ => "resolves to a file outside",
+        };
+        assert!(message.contains(why), "{name}: {message}");
+    }
+    assert!(loaded.desired.policies.contains_key("fine"));
+
+    // Nothing of the outside file in what `immctl validate` prints.
+    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .arg("validate")
+        .arg(&m)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("E107"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(!text.contains("access_key_secret"), "{text}");
+}
+
 #[test]
 fn discovery_skips_hidden_entries_follows_links_and_reads_a_file_once() {
     let dir = tempfile::tempdir().unwrap();
