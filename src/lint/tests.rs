@@ -795,12 +795,13 @@ fn setting_a_service_role_the_plan_leaves_short_of_its_manifest_is_an_error() {
 }
 
 #[test]
-fn a_target_that_creates_the_role_but_not_its_policy_is_an_error() {
+fn a_target_on_a_project_brings_its_role_whole() {
     let (p, r, j) = good();
     let d = desired(p, r, j);
     let live = empty_live();
-    // --target pulls in what the project depends on (its role), but not the role's
-    // attachments: the project would run on a role without any permission.
+    // --target pulls in what the project depends on: its role, and the role's attachments
+    // (with the policies they attach), so the project never runs on a role without its
+    // permissions. (IMM014 used to fire here; it stays the net for plans from elsewhere.)
     let targeted = PlanSettings {
         targets: vec![crate::manifest::Address(
             "imm_project.cn-hangzhou/media".into(),
@@ -808,23 +809,16 @@ fn a_target_that_creates_the_role_but_not_its_policy_is_an_error() {
         ..PlanSettings::default()
     };
     let plan = diff(&d, &live, &targeted);
-    assert!(
-        plan.changes
-            .iter()
-            .any(|c| c.address.as_str() == "ram_role.svc")
+    let addresses: Vec<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
+    assert_eq!(
+        addresses,
+        [
+            "ram_policy.svc-min",
+            "ram_role.svc",
+            "ram_role_policy.svc/Custom/svc-min",
+            "imm_project.cn-hangzhou/media",
+        ]
     );
-    let f = lint_plan(&plan, &d, &live);
-    let e = only(&f, codes::PLAN_SETS_UNREADY_ROLE);
-    assert!(e.message.contains("oss:PutObject"), "{}", e.message);
-    // Targeting the role's attachment as well makes the plan whole.
-    let whole = PlanSettings {
-        targets: vec![
-            crate::manifest::Address("imm_project.cn-hangzhou/media".into()),
-            crate::manifest::Address("ram_role_policy.svc/Custom/svc-min".into()),
-        ],
-        ..PlanSettings::default()
-    };
-    let plan = diff(&d, &live, &whole);
     let f = lint_plan(&plan, &d, &live);
     assert!(
         with_code(&f, codes::PLAN_SETS_UNREADY_ROLE).is_empty(),

@@ -1325,6 +1325,16 @@ impl Planner<'_> {
                         ) {
                             ds.push(ra);
                         }
+                        // The project starts using the role at once: attach its policies
+                        // first, so it never runs with part of its permissions.
+                        for (other, od) in &self.drafts {
+                            let attaches = od.change.ops.iter().any(|o| {
+                                matches!(o, Op::AttachPolicyToRole { role, .. } if role == service_role)
+                            });
+                            if attaches {
+                                ds.push(other.clone());
+                            }
+                        }
                     }
                     (Op::DeleteRole { name }, _) => {
                         for (other, od) in &self.drafts {

@@ -72,7 +72,16 @@ fn creates_everything_parents_first() {
         attach.depends_on,
         vec![Address::policy("media-read"), Address::role("media-role")]
     );
-    assert_eq!(p.changes[4].depends_on, vec![Address::role("media-role")]);
+    // The project waits for its role and for the role's attachments (it uses the role at
+    // once, and must not run with part of its permissions).
+    assert_eq!(
+        p.changes[4].depends_on,
+        vec![
+            Address::role("media-role"),
+            Address("ram_role_policy.media-role/Custom/media-read".into()),
+            Address("ram_role_policy.media-role/System/AliyunMNSFullAccess".into()),
+        ]
+    );
     // Every create carries the owner tag.
     match &p.changes[0].ops[0] {
         Op::CreatePolicy { tags, .. } => assert_eq!(tags, &owned("default")),
