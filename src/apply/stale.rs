@@ -14,15 +14,20 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::manifest::Address;
+use crate::manifest::{Address, Desired};
 use crate::plan::Plan;
 
 /// One reason a saved plan is stale.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StaleResource {
-    /// The manifests differ from those the plan was made from.
-    Manifests { planned: String, now: String },
+    /// The manifests differ from those the plan was made from; `files` says how (empty when
+    /// the plan does not list its files).
+    Manifests {
+        planned: String,
+        now: String,
+        files: Vec<FileChange>,
+    },
     /// A resource the plan changes is not as it was when planned (`None`: did not exist).
     Live {
         address: Address,
@@ -34,8 +39,17 @@ pub enum StaleResource {
 impl fmt::Display for StaleResource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StaleResource::Manifests { .. } => {
-                write!(f, "manifests: changed since the plan was made")
+            StaleResource::Manifests { files, .. } => {
+                write!(f, "manifests: changed since the plan was made")?;
+                const SHOWN: usize = 10;
+                for (i, c) in files.iter().take(SHOWN).enumerate() {
+                    let sep = if i == 0 { ": " } else { ", " };
+                    write!(f, "{sep}{} ({})", c.file, c.how)?;
+                }
+                if files.len() > SHOWN {
+                    write!(f, " and {} more", files.len() - SHOWN)?;
+                }
+                Ok(())
             }
             StaleResource::Live {
                 address,
@@ -50,6 +64,46 @@ impl fmt::Display for StaleResource {
     }
 }
 
+/// How one manifest file (or policy document) differs from when the plan was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileChange {
+    /// Relative to its manifest root (`documentFile:` and the path for a policy document).
+    pub file: String,
+    /// `added`, `removed` or `changed`.
+    pub how: &'static str,
+}
+
+/// The files added, removed or changed between two per-file digest maps, by name.
+pub fn changed_files(
+    planned: &BTreeMap<String, String>,
+    now: &BTreeMap<String, String>,
+) -> Vec<FileChange> {
+    let mut out = Vec::new();
+    for (file, digest) in planned {
+        match now.get(file) {
+            None => out.push(FileChange {
+                file: file.clone(),
+                how: "removed",
+            }),
+            Some(d) if d != digest => out.push(FileChange {
+                file: file.clone(),
+                how: "changed",
+            }),
+            Some(_) => {}
+        }
+    }
+    for file in now.keys() {
+        if !planned.contains_key(file) {
+            out.push(FileChange {
+                file: file.clone(),
+                how: "added",
+            });
+        }
+    }
+    out.sort_by(|a, b| a.file.cmp(&b.file));
+    out
+}
+
 /// `Err` names every reason the saved plan may no longer be applied, manifests first, then
 /// resources in plan order.
 ///
@@ -58,13 +112,14 @@ impl fmt::Display for StaleResource {
 pub fn check_stale(
     saved: &Plan,
     fresh_fingerprints: &BTreeMap<Address, String>,
-    fresh_manifest_digest: &str,
+    fresh_manifests: &Desired,
 ) -> Result<(), Vec<StaleResource>> {
     let mut stale = Vec::new();
-    if saved.manifest_digest != fresh_manifest_digest {
+    if saved.manifest_digest != fresh_manifests.digest {
         stale.push(StaleResource::Manifests {
             planned: saved.manifest_digest.clone(),
-            now: fresh_manifest_digest.to_string(),
+            now: fresh_manifests.digest.clone(),
+            files: changed_files(&saved.manifest_files, &fresh_manifests.file_digests),
         });
     }
     for change in &saved.changes {
@@ -201,9 +256,56 @@ mod tests {
             ],
             findings: vec![],
             manifest_digest: "d1".into(),
+            manifest_files: BTreeMap::new(),
             live_fingerprints: BTreeMap::new(),
             expanded_from: BTreeMap::new(),
         }
+    }
+
+    fn manifests(digest: &str, files: &[(&str, &str)]) -> Desired {
+        Desired {
+            digest: digest.into(),
+            file_digests: files
+                .iter()
+                .map(|(f, d)| (f.to_string(), d.to_string()))
+                .collect(),
+            ..Desired::default()
+        }
+    }
+
+    #[test]
+    fn stale_manifests_name_the_files_added_removed_and_changed() {
+        let mut saved = plan();
+        saved.manifest_files = [
+            ("a.yaml", "1"),
+            ("b.yaml", "2"),
+            ("documentFile:p.json", "3"),
+        ]
+        .iter()
+        .map(|(f, d)| (f.to_string(), d.to_string()))
+        .collect();
+        let now = manifests(
+            "d2",
+            &[
+                ("a.yaml", "1"),
+                ("documentFile:p.json", "4"),
+                ("c.yaml", "5"),
+            ],
+        );
+        let stale = check_stale(&saved, &BTreeMap::new(), &now).unwrap_err();
+        assert_eq!(
+            stale[0].to_string(),
+            "manifests: changed since the plan was made: b.yaml (removed), c.yaml (added), \
+             documentFile:p.json (changed)"
+        );
+        // Many files: the first ten, then a count.
+        let many: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("f{i:02}.yaml"), "x".to_string()))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let stale = check_stale(&plan(), &BTreeMap::new(), &manifests("d2", &many)).unwrap_err();
+        let line = stale[0].to_string();
+        assert!(line.ends_with("f09.yaml (added) and 2 more"), "{line}");
     }
 
     fn fresh(pairs: &[(Address, &str)]) -> BTreeMap<Address, String> {
@@ -220,7 +322,7 @@ mod tests {
             (Address::role("b"), "fb"),
             (Address::role("unrelated"), "changed"),
         ]);
-        assert_eq!(check_stale(&plan(), &now, "d1"), Ok(()));
+        assert_eq!(check_stale(&plan(), &now, &manifests("d1", &[])), Ok(()));
     }
 
     #[test]
@@ -229,7 +331,7 @@ mod tests {
             (Address::role("a"), "fa2"),
             (Address::policy("p"), "someone-made-it"),
         ]);
-        let stale = check_stale(&plan(), &now, "d2").unwrap_err();
+        let stale = check_stale(&plan(), &now, &manifests("d2", &[])).unwrap_err();
         let lines: Vec<String> = stale.iter().map(|s| s.to_string()).collect();
         assert_eq!(
             lines,

@@ -125,6 +125,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         changes,
         findings: vec![],
         manifest_digest: "d".into(),
+        manifest_files: BTreeMap::new(),
         live_fingerprints: BTreeMap::new(),
         expanded_from: BTreeMap::new(),
     }

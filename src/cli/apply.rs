@@ -106,7 +106,7 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         let live = live::fetch(&cloud.client, &reconcile::scope(&loaded, &opts))
             .await
             .context("reading the live state to check the plan is still current")?;
-        if let Err(stale) = check_stale(&plan, &live_fingerprints(&live), &loaded.desired.digest) {
+        if let Err(stale) = check_stale(&plan, &live_fingerprints(&live), &loaded.desired) {
             for s in &stale {
                 say!("error: stale plan: {s}");
             }

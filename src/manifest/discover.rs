@@ -350,6 +350,14 @@ pub fn digest(entries: &[(String, Vec<u8>)]) -> String {
     hex::encode(h.finalize())
 }
 
+/// Hex SHA-256 of each entry's bytes, by key (the per-file view of [`digest`]).
+pub fn file_digests(entries: &[(String, Vec<u8>)]) -> std::collections::BTreeMap<String, String> {
+    entries
+        .iter()
+        .map(|(key, bytes)| (key.clone(), hex::encode(Sha256::digest(bytes))))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

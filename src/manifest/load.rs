@@ -1200,6 +1200,7 @@ impl Loader<'_> {
         self.diags.extend(extra);
 
         desired.digest = discover::digest(&self.digest);
+        desired.file_digests = discover::file_digests(&self.digest);
         sort_diagnostics(&mut self.diags);
         cap_per_file(&mut self.diags);
         Loaded {

@@ -89,6 +89,10 @@ pub struct Desired {
     /// Hex SHA-256 over the manifest files read (path and bytes, in path order). Saved plans
     /// record it so that `immctl apply PLAN.json` can refuse when the manifests changed.
     pub digest: String,
+    /// Hex SHA-256 of each file behind `digest`, by its digest key (the path relative to its
+    /// root; `documentFile:` and the path for policy documents). A stale plan names the
+    /// files that changed with it.
+    pub file_digests: BTreeMap<String, String>,
 }
 
 impl Desired {

@@ -138,6 +138,7 @@ pub fn diff(desired: &Desired, live: &Live, settings: &PlanSettings) -> Plan {
         changes,
         findings,
         manifest_digest: desired.digest.clone(),
+        manifest_files: desired.file_digests.clone(),
         live_fingerprints: live_fingerprints(live),
         expanded_from,
     }

@@ -26,6 +26,10 @@ pub struct Plan {
     pub findings: Vec<Finding>,
     /// Digest of the manifests this plan was made from (see `Desired::digest`).
     pub manifest_digest: String,
+    /// The per-file digests behind `manifest_digest` (see `Desired::file_digests`): a stale
+    /// plan names the files added, removed or changed since.
+    #[serde(default)]
+    pub manifest_files: BTreeMap<String, String>,
     /// Fingerprint of every live resource read for this plan, by address (absent = did not exist).
     pub live_fingerprints: BTreeMap<Address, String>,
     /// For changes whose resource an `ImmServiceRole` expanded into: which manifest to edit.

@@ -108,6 +108,7 @@ pub fn desired(
         roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
         projects: projects.into_iter().map(|p| (p.key(), p)).collect(),
         digest: "0".repeat(64),
+        file_digests: Default::default(),
     }
 }
 

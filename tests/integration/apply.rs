@@ -513,9 +513,8 @@ async fn a_saved_plan_is_refused_when_a_resource_it_touches_changed_live() {
         .await
         .unwrap();
     let fresh = rig.fetch(&d, "default").await;
-    let stale =
-        immctl::apply::check_stale(&saved, &immctl::plan::live_fingerprints(&fresh), &d.digest)
-            .unwrap_err();
+    let stale = immctl::apply::check_stale(&saved, &immctl::plan::live_fingerprints(&fresh), &d)
+        .unwrap_err();
     assert_eq!(stale.len(), 1, "{stale:?}");
     assert!(
         stale[0].to_string().starts_with("ram_role.media-svc"),
@@ -526,8 +525,7 @@ async fn a_saved_plan_is_refused_when_a_resource_it_touches_changed_live() {
     let again = rig.plan(&d, &settings()).await;
     let fresh = rig.fetch(&d, "default").await;
     assert!(
-        immctl::apply::check_stale(&again, &immctl::plan::live_fingerprints(&fresh), &d.digest)
-            .is_ok()
+        immctl::apply::check_stale(&again, &immctl::plan::live_fingerprints(&fresh), &d).is_ok()
     );
 }
 

@@ -222,8 +222,11 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     std::fs::write(&projects, edited).unwrap();
     let refused = immctl(d, &["apply", p, "--emulator"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    // The refusal names the file that changed.
     assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("manifests"),
+        String::from_utf8_lossy(&refused.stderr).contains(
+            "error: stale plan: manifests: changed since the plan was made: projects.yaml (changed)"
+        ),
         "{}",
         text(&refused)
     );
