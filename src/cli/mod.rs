@@ -148,14 +148,21 @@ pub fn report_error(err: &anyhow::Error) {
 /// The error's message and the causes worth printing under it. Many errors already say
 /// their source in their own message (`ListRoles ram_role.*: ListRoles: no credentials
 /// found; …`, `cannot read settings file x: No such file or directory`), so a cause whose
-/// text is already part of a line printed above is left out instead of repeating it.
+/// text is already part of a line printed above is left out instead of repeating it; so is
+/// one that only adds a prefix already there (`ListRoles: x` under `ListRoles ram_role.*: x`).
 fn error_lines(err: &anyhow::Error) -> (String, Vec<String>) {
     let head = err.to_string();
     let mut shown = vec![head.clone()];
     let mut causes = Vec::new();
     for cause in err.chain().skip(1) {
         let text = cause.to_string();
-        if shown.iter().any(|s| s.contains(text.as_str())) {
+        let said = |s: &String| {
+            s.contains(text.as_str())
+                || text
+                    .split_once(": ")
+                    .is_some_and(|(prefix, rest)| s.contains(prefix) && s.contains(rest))
+        };
+        if shown.iter().any(said) {
             continue;
         }
         shown.push(text.clone());
@@ -204,6 +211,10 @@ mod tests {
             anyhow::Error::new(std::io::Error::other("disk full")).context("writing plan.json");
         let (_, causes) = super::error_lines(&err);
         assert_eq!(causes, ["disk full"]);
+        // A cause that only adds a prefix the line above already has is not repeated.
+        let err = anyhow::Error::new(std::io::Error::other("ListProjects: refused"))
+            .context("ListProjects imm_project.x/*: refused");
+        assert!(super::error_lines(&err).1.is_empty());
         // Nothing under a message that already says it all.
         let err = anyhow::Error::new(Outer { source: Inner });
         assert!(super::error_lines(&err).1.is_empty());

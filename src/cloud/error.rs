@@ -156,6 +156,22 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// An error and its causes on one line (`error sending request: client error (Connect): tcp
+/// connect error: Connection refused (os error 111)`): the root cause is what a reader needs,
+/// and reqwest's own message ("error sending request") never says it.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(text.as_str())) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
+}
+
 /// Everything a call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -164,7 +180,7 @@ pub enum Error {
     #[error(transparent)]
     Api(Box<ApiError>),
     /// Connection refused / reset / dropped, TLS failure, body cut short (after retries).
-    #[error("{action}: transport error: {source}")]
+    #[error("{action}: transport error: {}", chain(source))]
     Transport {
         action: String,
         /// Stripped of its URL (the query carries the signature).

@@ -168,7 +168,7 @@ impl Scope {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The API call failed (after the client's retries).
-    #[error("{action} {address}: {}", describe(source))]
+    #[error("{action} {address}: {}", describe(action, source))]
     Read {
         action: &'static str,
         address: String,
@@ -198,7 +198,7 @@ impl FetchError {
 
 /// `404 EntityNotExist.Role: msg (RequestId X)`: the cloud error without its action (which
 /// the fetch error names before the address).
-fn describe(e: &cloud::Error) -> String {
+fn describe(action: &str, e: &cloud::Error) -> String {
     match e.api() {
         Some(a) => {
             let mut s = format!("{} {}", a.status, a.code);
@@ -213,7 +213,13 @@ fn describe(e: &cloud::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => {
+            let text = e.to_string();
+            match text.strip_prefix(action).and_then(|t| t.strip_prefix(": ")) {
+                Some(rest) => rest.to_string(),
+                None => text,
+            }
+        }
     }
 }
 

@@ -547,6 +547,41 @@ fn a_plan_file_edited_by_hand_is_refused_and_nothing_is_applied() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
+/// An unreachable endpoint is reported once, with its root cause: the line used to repeat
+/// the action and stop at reqwest's "error sending request", with "Connection refused" three
+/// `Caused by:` lines further down.
+#[test]
+fn an_unreachable_endpoint_names_its_root_cause_once() {
+    let dir = workdir();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(["reconcile", "--dry-run"])
+        .args(["--endpoint-ram", &endpoint])
+        .args(["--endpoint-imm", &endpoint])
+        .args(["--endpoint-sts", &endpoint])
+        .current_dir(dir.path())
+        .env_remove("IMMCTL_CONFIG")
+        .env("HOME", dir.path())
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "test-id")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(SECRET), "{err}");
+    assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("Connection refused"))
+        .unwrap();
+    assert!(line.contains(": transport error: "), "{err}");
+    // The action is named once, before the address; not again after it.
+    let action = line.split_whitespace().next().unwrap();
+    assert_eq!(line.matches(action).count(), 1, "{err}");
+}
+
 /// A plan file cut short (a truncated CI artifact, a full disk) is named as such, with the
 /// line and column where the JSON stops; it used to be called "not an immctl plan (no
 /// format_version)", although its first line is the format_version.
