@@ -201,10 +201,15 @@ pub enum SettingsError {
         "settings file {}: unknown key{} {}; known keys: {}",
         path.display(),
         if keys.len() == 1 { "" } else { "s" },
-        keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "),
+        details.join(", "),
         KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
     )]
-    UnknownKeys { path: PathBuf, keys: Vec<String> },
+    UnknownKeys {
+        path: PathBuf,
+        keys: Vec<String>,
+        /// Per key, in order: `"intervall" (line 2; did you mean "interval"?)`.
+        details: Vec<String>,
+    },
     /// One or more values are wrong; every one found is listed.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<InvalidValue>),
@@ -487,6 +492,41 @@ const DURATION_EXPECTED: &str = "a duration like 30s, 5m";
 const BOOL_EXPECTED: &str = "true or false";
 const ENDPOINT_EXPECTED: &str = "an endpoint like https://ram.aliyuncs.com or host:port";
 
+/// `"intervall" (line 2; did you mean "interval"?)`: where a top-level key of the file sits
+/// (YAML `key:`, TOML `key =` or `[key]`, at the start of a line) and the known key it most
+/// likely misspells (case, or at most two edits away).
+fn unknown_key_detail(text: &str, key: &str) -> String {
+    let line = text.lines().position(|l| {
+        let l = l.trim_end();
+        let rest = l
+            .strip_prefix(key)
+            .or_else(|| l.strip_prefix(&format!("\"{key}\"")))
+            .or_else(|| l.strip_prefix(&format!("'{key}'")));
+        let header = l == format!("[{key}]");
+        header || rest.is_some_and(|r| matches!(r.trim_start().chars().next(), Some(':' | '=')))
+    });
+    let suggestion = KEYS
+        .iter()
+        .map(|k| k.name)
+        .filter(|name| {
+            name.eq_ignore_ascii_case(key)
+                || strsim::levenshtein(name, &key.to_ascii_lowercase()) <= 2
+        })
+        .min_by_key(|name| strsim::levenshtein(name, key));
+    let mut notes = Vec::new();
+    if let Some(n) = line {
+        notes.push(format!("line {}", n + 1));
+    }
+    if let Some(s) = suggestion {
+        notes.push(format!("did you mean {s:?}?"));
+    }
+    if notes.is_empty() {
+        format!("{key:?}")
+    } else {
+        format!("{key:?} ({})", notes.join("; "))
+    }
+}
+
 /// The settings file, read and checked for unknown keys.
 struct LoadedFile {
     text: String,
@@ -539,9 +579,14 @@ fn load_file(path: &Path, origin: &Origin) -> Result<LoadedFile> {
         .into_iter()
         .collect();
     if !unknown.is_empty() {
+        let details = unknown
+            .iter()
+            .map(|k| unknown_key_detail(&text, k))
+            .collect();
         return Err(SettingsError::UnknownKeys {
             path: path.to_owned(),
             keys: unknown,
+            details,
         });
     }
     Ok(LoadedFile {

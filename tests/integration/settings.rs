@@ -293,7 +293,7 @@ fn a_list_where_a_value_belongs_is_an_error_naming_the_file() {
 fn unknown_keys_in_a_yaml_file_are_rejected_naming_the_file() {
     let err = resolve(&with_config("unknown-keys.yaml"), env(&[])).unwrap_err();
     match &err {
-        SettingsError::UnknownKeys { path, keys } => {
+        SettingsError::UnknownKeys { path, keys, .. } => {
             assert_eq!(path, &data("unknown-keys.yaml"));
             assert_eq!(keys, &["daemon".to_string(), "intervall".to_string()]);
         }
