@@ -30,18 +30,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn immctl(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
-        .args(args)
-        .current_dir(dir)
+/// `immctl` run in `dir` with no settings file, no colour, and no real credentials to pick
+/// up by accident (HOME is `dir`; the access-key variables are removed).
+fn command(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_immctl"));
+    c.current_dir(dir)
         .env_remove("IMMCTL_CONFIG")
         .env("NO_COLOR", "1")
-        // No real credentials may be picked up by accident.
         .env("HOME", dir)
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        .output()
-        .expect("run immctl");
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+    c
+}
+
+fn immctl(dir: &Path, args: &[&str]) -> Output {
+    let out = command(dir).args(args).output().expect("run immctl");
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -343,13 +346,9 @@ roles:
         "apiVersion: immctl/v1\nkind: Project\nmetadata:\n  name: media\nspec:\n  serviceRole: media-imm\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+    let out = command(d)
         .args(["reconcile", "--endpoint-ram", &url, "--endpoint-imm", &url])
         .args(["--endpoint-sts", &url])
-        .current_dir(d)
-        .env("HOME", d)
-        .env("NO_COLOR", "1")
-        .env_remove("IMMCTL_CONFIG")
         .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "dev-key")
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "dev-secret-value")
         .output()
@@ -427,14 +426,8 @@ fn a_refused_prune_is_a_failure_even_when_nothing_else_changes() {
 fn a_closed_stderr_does_not_abandon_an_apply() {
     let dir = workdir();
     let d = dir.path();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_immctl"))
+    let mut child = command(d)
         .args(["reconcile", "--emulator", "--adopt"])
-        .current_dir(d)
-        .env_remove("IMMCTL_CONFIG")
-        .env("NO_COLOR", "1")
-        .env("HOME", d)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -556,14 +549,11 @@ fn an_unreachable_endpoint_names_its_root_cause_once() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+    let out = command(dir.path())
         .args(["reconcile", "--dry-run"])
         .args(["--endpoint-ram", &endpoint])
         .args(["--endpoint-imm", &endpoint])
         .args(["--endpoint-sts", &endpoint])
-        .current_dir(dir.path())
-        .env_remove("IMMCTL_CONFIG")
-        .env("HOME", dir.path())
         .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "test-id")
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
         .output()
@@ -633,7 +623,7 @@ fn a_second_embedded_emulator_on_the_same_state_is_refused() {
             let _ = self.0.wait();
         }
     }
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_immctl"))
+    let mut daemon = command(d)
         .args([
             "run",
             "--emulator",
@@ -643,11 +633,6 @@ fn a_second_embedded_emulator_on_the_same_state_is_refused() {
             "--listen",
             "127.0.0.1:0",
         ])
-        .current_dir(d)
-        .env_remove("IMMCTL_CONFIG")
-        .env("HOME", d)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
