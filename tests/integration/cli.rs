@@ -57,6 +57,24 @@ fn immctl(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// Assert that the process printed `needle` on stdout (showing both streams if not).
+fn assert_stdout_has(o: &Output, needle: &str) {
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(needle),
+        "stdout lacks {needle:?}\n{}",
+        text(o)
+    );
+}
+
+/// Assert that the process printed `needle` on stderr (showing both streams if not).
+fn assert_stderr_has(o: &Output, needle: &str) {
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(needle),
+        "stderr lacks {needle:?}\n{}",
+        text(o)
+    );
+}
+
 fn text(o: &Output) -> String {
     format!(
         "--- stdout\n{}\n--- stderr\n{}",
@@ -119,11 +137,7 @@ fn first_run_plans_the_demo_drift_then_apply_converges_and_replans_empty() {
         ],
     );
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
-    assert!(
-        String::from_utf8_lossy(&after.stdout).contains("No changes"),
-        "{}",
-        text(&after)
-    );
+    assert_stdout_has(&after, "No changes");
 
     // The emulator's state shows the manifests' intent.
     let state: serde_json::Value = serde_json::from_str(
@@ -226,12 +240,9 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     let refused = immctl(d, &["apply", p, "--emulator"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     // The refusal names the file that changed.
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains(
-            "error: stale plan: manifests: changed since the plan was made: projects.yaml (changed)"
-        ),
-        "{}",
-        text(&refused)
+    assert_stderr_has(
+        &refused,
+        "error: stale plan: manifests: changed since the plan was made: projects.yaml (changed)",
     );
 }
 
@@ -246,11 +257,7 @@ fn invalid_manifests_exit_1_and_nothing_is_contacted() {
     .unwrap();
     let out = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("broken.yaml:6:"),
-        "{}",
-        text(&out)
-    );
+    assert_stderr_has(&out, "broken.yaml:6:");
     assert!(
         !d.join(".immctl").exists(),
         "the emulator was started although the manifests are invalid"
@@ -271,7 +278,7 @@ fn bad_flags_name_the_flag() {
         ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--target \"media-app\""));
+    assert_stderr_has(&out, "--target \"media-app\"");
 }
 
 /// An `immctl emulator` process on a free loopback port with `state` (persisted in
@@ -411,11 +418,7 @@ fn a_refused_prune_is_a_failure_even_when_nothing_else_changes() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("- ram_policy.old-thumbnailer"),
-        "{}",
-        text(&out)
-    );
+    assert_stdout_has(&out, "- ram_policy.old-thumbnailer");
 }
 
 /// Nobody reads stderr any more (`immctl reconcile 2>&1 >plan.txt | head -1`, a log
@@ -446,7 +449,7 @@ fn a_closed_stderr_does_not_abandon_an_apply() {
         ],
     );
     assert_eq!(after.status.code(), Some(0), "{}", text(&after));
-    assert!(String::from_utf8_lossy(&after.stdout).contains("No changes"));
+    assert_stdout_has(&after, "No changes");
 }
 
 /// A saved plan is applied only if it is what immctl plans from the same manifests and live
@@ -535,7 +538,7 @@ fn a_plan_file_edited_by_hand_is_refused_and_nothing_is_applied() {
     // The file as saved is still refused for its finding, and applies with --force.
     let out = immctl(d, &["apply", "--emulator", "plan.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("error findings"));
+    assert_stderr_has(&out, "error findings");
     let out = immctl(d, &["apply", "--emulator", "--force", "plan.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -603,7 +606,7 @@ fn a_truncated_plan_file_is_reported_as_truncated_json() {
     std::fs::write(d.join("other.json"), "{\"changes\": []}").unwrap();
     let out = immctl(d, &["apply", "--emulator", "other.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no format_version"));
+    assert_stderr_has(&out, "no format_version");
 }
 
 /// Two processes with `--emulator` in one directory would each keep the account in memory
