@@ -737,3 +737,64 @@ fn a_target_that_names_nothing_is_an_error() {
         text(&out)
     );
 }
+
+/// The environment may hold variables that are not UTF-8 (a Latin-1 `LANG`, a stray byte):
+/// immctl must not panic on them. One of its own (`IMMCTL_*`) is an error naming the
+/// variable; anyone else's is ignored; an `ALIBABA_CLOUD_*` one does not crash the chain.
+#[test]
+fn environment_variables_that_are_not_utf8_do_not_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = workdir();
+    let d = dir.path();
+    let bad = OsStr::from_bytes(b"caf\xe9");
+    let run = |extra: &[(&str, &OsStr)], args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_immctl"));
+        cmd.args(args)
+            .current_dir(d)
+            .env_remove("IMMCTL_CONFIG")
+            .env("NO_COLOR", "1")
+            .env("HOME", d)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run immctl")
+    };
+
+    let other = run(&[("SOME_LATIN1_VAR", bad)], &["validate"]);
+    assert_eq!(other.status.code(), Some(0), "{}", text(&other));
+
+    let ours = run(&[("IMMCTL_OWNER", bad)], &["validate"]);
+    assert_eq!(ours.status.code(), Some(1), "{}", text(&ours));
+    let err = String::from_utf8_lossy(&ours.stderr);
+    assert!(err.contains("IMMCTL_OWNER"), "{}", text(&ours));
+    assert!(err.contains("UTF-8"), "{}", text(&ours));
+    assert!(!err.contains("panicked"), "{}", text(&ours));
+
+    let creds = run(
+        &[
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", OsStr::new("key-id")),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", bad),
+        ],
+        &[
+            "reconcile",
+            "--dry-run",
+            "--endpoint-ram",
+            "http://127.0.0.1:9",
+            "--endpoint-imm",
+            "http://127.0.0.1:9",
+            "--endpoint-sts",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_eq!(creds.status.code(), Some(1), "{}", text(&creds));
+    assert!(
+        !String::from_utf8_lossy(&creds.stderr).contains("panicked"),
+        "{}",
+        text(&creds)
+    );
+}
