@@ -139,6 +139,37 @@ pub fn check_stale(
     if stale.is_empty() { Ok(()) } else { Err(stale) }
 }
 
+/// The resources the plan read but does not change whose live fingerprint moved since it
+/// was made (appeared, vanished or changed), by address. Such a resource can still decide the
+/// plan (a detach relies on its role being ours; a lint reads a project's role): when planning
+/// again gives another plan, these name why, so apply calls the plan stale rather than edited.
+/// The changed resources themselves are [`check_stale`]'s job and are left out.
+pub fn changed_reads(
+    saved: &Plan,
+    fresh_fingerprints: &BTreeMap<Address, String>,
+) -> Vec<StaleResource> {
+    let changed: std::collections::BTreeSet<&Address> =
+        saved.changes.iter().map(|c| &c.address).collect();
+    let addresses: std::collections::BTreeSet<&Address> = saved
+        .live_fingerprints
+        .keys()
+        .chain(fresh_fingerprints.keys())
+        .filter(|a| !changed.contains(a))
+        .collect();
+    addresses
+        .into_iter()
+        .filter_map(|address| {
+            let planned = saved.live_fingerprints.get(address);
+            let now = fresh_fingerprints.get(address);
+            (planned != now).then(|| StaleResource::Live {
+                address: address.clone(),
+                planned: planned.cloned(),
+                now: now.cloned(),
+            })
+        })
+        .collect()
+}
+
 /// One way a saved plan differs from the plan its manifests and live state produce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -271,6 +302,39 @@ mod tests {
                 .collect(),
             ..Desired::default()
         }
+    }
+
+    #[test]
+    fn changed_reads_name_moved_resources_the_plan_does_not_change() {
+        let mut saved = plan();
+        saved.live_fingerprints = [
+            (Address::role("a"), "fa"),
+            (Address::role("read"), "r1"),
+            (Address::role("same"), "s"),
+            (Address::role("gone"), "g"),
+        ]
+        .iter()
+        .map(|(a, f)| (a.clone(), f.to_string()))
+        .collect();
+        let now = fresh(&[
+            (Address::role("a"), "changed-but-check_stale-says-so"),
+            (Address::role("read"), "r2"),
+            (Address::role("same"), "s"),
+            (Address::role("new"), "n"),
+        ]);
+        let lines: Vec<String> = changed_reads(&saved, &now)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "ram_role.gone: no longer exists",
+                "ram_role.new: now exists; it did not when planned",
+                "ram_role.read: changed live since the plan was made",
+            ]
+        );
+        assert!(changed_reads(&saved, &saved.live_fingerprints).is_empty());
     }
 
     #[test]

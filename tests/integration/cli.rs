@@ -798,3 +798,51 @@ fn environment_variables_that_are_not_utf8_do_not_panic() {
         text(&creds)
     );
 }
+
+/// A resource the plan reads but does not change can still decide what it does: the detach
+/// of a System policy from `media-app` relies on that role carrying our owner tag. When
+/// someone gives the role to another owner after the plan was saved, apply must refuse the
+/// plan as stale and name the role, not call the untouched file "edited by hand".
+#[test]
+fn a_plan_made_stale_by_a_resource_it_only_reads_is_refused_as_stale_naming_it() {
+    let dir = workdir();
+    let d = dir.path();
+    let p = d.join("plan.json");
+    let p = p.to_str().unwrap();
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            p,
+        ],
+    );
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let state_file = d.join(".immctl/emulator-state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["roles"]["media-app"]["tags"]["immctl-owner"] = "another-repo".into();
+    let before = serde_json::to_string_pretty(&state).unwrap();
+    std::fs::write(&state_file, &before).unwrap();
+
+    let refused = immctl(d, &["apply", p, "--emulator"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("error: stale plan: ram_role.media-app: changed live since the plan was made"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!err.contains("edited"), "{}", text(&refused));
+    // Nothing was applied.
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(
+        after["roles"]["media-app"]["policies"],
+        state["roles"]["media-app"]["policies"]
+    );
+    assert_eq!(after["policies"], state["policies"]);
+}
