@@ -184,6 +184,10 @@ pub enum Edited {
     Order,
     /// The lint findings differ (an `error` finding removed would unblock the apply).
     Findings,
+    /// The per-file manifest digests differ from those of the manifests the plan's
+    /// `manifest_digest` matches (a file list edited, so a later stale refusal would name the
+    /// wrong files). An empty list (a plan saved before the field existed) is not compared.
+    ManifestFiles,
 }
 
 impl fmt::Display for Edited {
@@ -203,6 +207,10 @@ impl fmt::Display for Edited {
             ),
             Edited::Order => write!(f, "the plan file orders its changes differently"),
             Edited::Findings => write!(f, "the plan file's findings differ from the lints' now"),
+            Edited::ManifestFiles => write!(
+                f,
+                "the plan file's manifest_files differ from the manifests its manifest_digest matches"
+            ),
         }
     }
 }
@@ -245,6 +253,9 @@ pub fn check_replanned(saved: &Plan, fresh: &Plan) -> Result<(), Vec<Edited>> {
     }
     if saved.findings != fresh.findings {
         edited.push(Edited::Findings);
+    }
+    if !saved.manifest_files.is_empty() && saved.manifest_files != fresh.manifest_files {
+        edited.push(Edited::ManifestFiles);
     }
     if edited.is_empty() {
         Ok(())
@@ -472,5 +483,29 @@ mod tests {
             check_replanned(&plan(), &fresh_with_finding),
             Err(vec![Edited::Findings])
         );
+
+        // The per-file digests edited (the manifests themselves match the digest); a plan
+        // without them (saved before they existed) is not compared.
+        let files = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(f, d)| (f.to_string(), d.to_string()))
+                .collect()
+        };
+        let mut fresh = plan();
+        fresh.manifest_files = files(&[("a.yaml", "1"), ("b.yaml", "2")]);
+        let mut saved = fresh.clone();
+        saved.manifest_files = files(&[("a.yaml", "1")]);
+        assert_eq!(
+            check_replanned(&saved, &fresh),
+            Err(vec![Edited::ManifestFiles])
+        );
+        saved.manifest_files = files(&[("a.yaml", "1"), ("b.yaml", "0")]);
+        assert_eq!(
+            check_replanned(&saved, &fresh),
+            Err(vec![Edited::ManifestFiles])
+        );
+        saved.manifest_files = BTreeMap::new();
+        assert_eq!(check_replanned(&saved, &fresh), Ok(()));
     }
 }
