@@ -35,4 +35,6 @@ pub use executor::{
 };
 pub use guard::{PRUNE_REASON, check_change as check_prune_guard, deleted_resource};
 pub use runner::{OpOutcome, OpRunner};
-pub use stale::{Edited, FileChange, StaleResource, changed_files, check_replanned, check_stale};
+pub use stale::{
+    Edited, FileChange, StaleResource, changed_files, changed_reads, check_replanned, check_stale,
+};

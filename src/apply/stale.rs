@@ -139,6 +139,37 @@ pub fn check_stale(
     if stale.is_empty() { Ok(()) } else { Err(stale) }
 }
 
+/// The resources the plan read but does not change whose live fingerprint moved since it
+/// was made (appeared, vanished or changed), by address. Such a resource can still decide the
+/// plan (a detach relies on its role being ours; a lint reads a project's role): when planning
+/// again gives another plan, these name why, so apply calls the plan stale rather than edited.
+/// The changed resources themselves are [`check_stale`]'s job and are left out.
+pub fn changed_reads(
+    saved: &Plan,
+    fresh_fingerprints: &BTreeMap<Address, String>,
+) -> Vec<StaleResource> {
+    let changed: std::collections::BTreeSet<&Address> =
+        saved.changes.iter().map(|c| &c.address).collect();
+    let addresses: std::collections::BTreeSet<&Address> = saved
+        .live_fingerprints
+        .keys()
+        .chain(fresh_fingerprints.keys())
+        .filter(|a| !changed.contains(a))
+        .collect();
+    addresses
+        .into_iter()
+        .filter_map(|address| {
+            let planned = saved.live_fingerprints.get(address);
+            let now = fresh_fingerprints.get(address);
+            (planned != now).then(|| StaleResource::Live {
+                address: address.clone(),
+                planned: planned.cloned(),
+                now: now.cloned(),
+            })
+        })
+        .collect()
+}
+
 /// One way a saved plan differs from the plan its manifests and live state produce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -153,6 +184,10 @@ pub enum Edited {
     Order,
     /// The lint findings differ (an `error` finding removed would unblock the apply).
     Findings,
+    /// The per-file manifest digests differ from those of the manifests the plan's
+    /// `manifest_digest` matches (a file list edited, so a later stale refusal would name the
+    /// wrong files). An empty list (a plan saved before the field existed) is not compared.
+    ManifestFiles,
 }
 
 impl fmt::Display for Edited {
@@ -172,6 +207,10 @@ impl fmt::Display for Edited {
             ),
             Edited::Order => write!(f, "the plan file orders its changes differently"),
             Edited::Findings => write!(f, "the plan file's findings differ from the lints' now"),
+            Edited::ManifestFiles => write!(
+                f,
+                "the plan file's manifest_files differ from the manifests its manifest_digest matches"
+            ),
         }
     }
 }
@@ -214,6 +253,9 @@ pub fn check_replanned(saved: &Plan, fresh: &Plan) -> Result<(), Vec<Edited>> {
     }
     if saved.findings != fresh.findings {
         edited.push(Edited::Findings);
+    }
+    if !saved.manifest_files.is_empty() && saved.manifest_files != fresh.manifest_files {
+        edited.push(Edited::ManifestFiles);
     }
     if edited.is_empty() {
         Ok(())
@@ -271,6 +313,39 @@ mod tests {
                 .collect(),
             ..Desired::default()
         }
+    }
+
+    #[test]
+    fn changed_reads_name_moved_resources_the_plan_does_not_change() {
+        let mut saved = plan();
+        saved.live_fingerprints = [
+            (Address::role("a"), "fa"),
+            (Address::role("read"), "r1"),
+            (Address::role("same"), "s"),
+            (Address::role("gone"), "g"),
+        ]
+        .iter()
+        .map(|(a, f)| (a.clone(), f.to_string()))
+        .collect();
+        let now = fresh(&[
+            (Address::role("a"), "changed-but-check_stale-says-so"),
+            (Address::role("read"), "r2"),
+            (Address::role("same"), "s"),
+            (Address::role("new"), "n"),
+        ]);
+        let lines: Vec<String> = changed_reads(&saved, &now)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "ram_role.gone: no longer exists",
+                "ram_role.new: now exists; it did not when planned",
+                "ram_role.read: changed live since the plan was made",
+            ]
+        );
+        assert!(changed_reads(&saved, &saved.live_fingerprints).is_empty());
     }
 
     #[test]
@@ -408,5 +483,29 @@ mod tests {
             check_replanned(&plan(), &fresh_with_finding),
             Err(vec![Edited::Findings])
         );
+
+        // The per-file digests edited (the manifests themselves match the digest); a plan
+        // without them (saved before they existed) is not compared.
+        let files = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(f, d)| (f.to_string(), d.to_string()))
+                .collect()
+        };
+        let mut fresh = plan();
+        fresh.manifest_files = files(&[("a.yaml", "1"), ("b.yaml", "2")]);
+        let mut saved = fresh.clone();
+        saved.manifest_files = files(&[("a.yaml", "1")]);
+        assert_eq!(
+            check_replanned(&saved, &fresh),
+            Err(vec![Edited::ManifestFiles])
+        );
+        saved.manifest_files = files(&[("a.yaml", "1"), ("b.yaml", "0")]);
+        assert_eq!(
+            check_replanned(&saved, &fresh),
+            Err(vec![Edited::ManifestFiles])
+        );
+        saved.manifest_files = BTreeMap::new();
+        assert_eq!(check_replanned(&saved, &fresh), Ok(()));
     }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::reconcile::report_pass_error;
 use super::{GlobalArgs, common};
-use crate::apply::{check_replanned, check_stale};
+use crate::apply::{changed_reads, check_replanned, check_stale};
 use crate::live;
 use crate::plan::{FORMAT_VERSION, Plan, live_fingerprints};
 use crate::reconcile::{self, PassOptions};
@@ -106,7 +106,8 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         let live = live::fetch(&cloud.client, &reconcile::scope(&loaded, &opts))
             .await
             .context("reading the live state to check the plan is still current")?;
-        if let Err(stale) = check_stale(&plan, &live_fingerprints(&live), &loaded.desired) {
+        let fresh = live_fingerprints(&live);
+        if let Err(stale) = check_stale(&plan, &fresh, &loaded.desired) {
             for s in &stale {
                 say!("error: stale plan: {s}");
             }
@@ -119,6 +120,19 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         // Manifests and live state are as planned: planning again must give this very plan.
         let replanned = reconcile::plan_for(&loaded, &live, &plan.settings);
         if let Err(edited) = check_replanned(&plan, &replanned) {
+            // A resource the plan only read moved: that, not a hand edit, is why planning
+            // again differs. Name it as stale.
+            let moved = changed_reads(&plan, &fresh);
+            if !moved.is_empty() {
+                for s in &moved {
+                    say!("error: stale plan: {s}");
+                }
+                anyhow::bail!(
+                    "{}: refused: {} thing(s) changed since the plan was made; nothing was applied. Re-plan with `immctl reconcile --out`",
+                    args.plan.display(),
+                    moved.len()
+                );
+            }
             for e in &edited {
                 say!("error: edited plan: {e}");
             }

@@ -44,11 +44,35 @@ pub fn resolve_settings(
         ..SettingsInput::default()
     };
     extra(&mut input);
-    let settings = settings::resolve(&input, std::env::vars())?;
+    let settings = settings::resolve(&input, process_env()?)?;
     for w in &settings.warnings {
         say!("warning: {w}");
     }
     Ok(settings)
+}
+
+/// The process environment as UTF-8 pairs. `std::env::vars()` panics on a variable that is
+/// not UTF-8 (a Latin-1 `LANG`, a stray byte); here one of ours (`IMMCTL_*`) is an error
+/// naming it (not its value), and anyone else's is skipped.
+fn process_env() -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => out.push((k, v)),
+            (k, _) => {
+                let name = match &k {
+                    Ok(k) => k.clone(),
+                    Err(k) => k.to_string_lossy().into_owned(),
+                };
+                if name.starts_with(settings::ENV_PREFIX) {
+                    anyhow::bail!(
+                        "environment variable {name}: not valid UTF-8; set it to UTF-8 text or unset it"
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A connected client, and the embedded emulator behind it when `--emulator` was given (it

@@ -27,7 +27,11 @@ pub fn init(format: LogFormat, verbosity: u8) {
     let filter = EnvFilter::new(filter_directives(verbosity));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A failed write (stderr is a closed pipe: the log reader went away) is dropped. By
+        // default the subscriber reports it with `eprintln!`, which panics when stderr is
+        // gone: the daemon died with exit 101 at its next log line.
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder
             .json()

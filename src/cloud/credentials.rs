@@ -199,8 +199,15 @@ impl std::fmt::Debug for ChainConfig {
 impl ChainConfig {
     /// The process environment (`ALIBABA_CLOUD_*`) and `$HOME`. The only env read here.
     pub fn from_env() -> Self {
-        let vars = std::env::vars()
-            .filter(|(k, _)| k.starts_with("ALIBABA_CLOUD_"))
+        // `vars_os`: `std::env::vars()` panics on any variable that is not UTF-8. Such a
+        // value of ours is taken lossily (a credential then fails to verify, with the API's
+        // error), never printed.
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let k = k.into_string().ok()?;
+                k.starts_with("ALIBABA_CLOUD_")
+                    .then(|| (k, v.to_string_lossy().into_owned()))
+            })
             .collect();
         let home = std::env::var_os("HOME")
             .or_else(|| std::env::var_os("HOMEPATH"))

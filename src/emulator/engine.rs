@@ -40,7 +40,7 @@ pub struct Stats {
 
 /// Fail the next `count` calls of `action` with `code` (`"Drop"` drops the connection).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FailNext {
     pub action: String,
     pub code: String,
@@ -59,9 +59,10 @@ fn one() -> u32 {
 }
 
 /// Fault settings (`PUT /_emulator/faults`). Absent fields keep their current value;
-/// `failNext`, when present, replaces the scheduled failures.
+/// `failNext`, when present, replaces the scheduled failures. An unknown key is an error (a
+/// misspelt `fault_rate` must not quietly inject nothing).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Faults {
     pub latency_ms: Option<u64>,
     /// Probability (0..1) that a call fails with a random fault: `Throttling.User` 400,

@@ -760,3 +760,112 @@ fn a_target_that_names_nothing_is_an_error() {
         text(&out)
     );
 }
+
+/// The environment may hold variables that are not UTF-8 (a Latin-1 `LANG`, a stray byte):
+/// immctl must not panic on them. One of its own (`IMMCTL_*`) is an error naming the
+/// variable; anyone else's is ignored; an `ALIBABA_CLOUD_*` one does not crash the chain.
+#[test]
+fn environment_variables_that_are_not_utf8_do_not_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = workdir();
+    let d = dir.path();
+    let bad = OsStr::from_bytes(b"caf\xe9");
+    let run = |extra: &[(&str, &OsStr)], args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_immctl"));
+        cmd.args(args)
+            .current_dir(d)
+            .env_remove("IMMCTL_CONFIG")
+            .env("NO_COLOR", "1")
+            .env("HOME", d)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run immctl")
+    };
+
+    let other = run(&[("SOME_LATIN1_VAR", bad)], &["validate"]);
+    assert_eq!(other.status.code(), Some(0), "{}", text(&other));
+
+    let ours = run(&[("IMMCTL_OWNER", bad)], &["validate"]);
+    assert_eq!(ours.status.code(), Some(1), "{}", text(&ours));
+    let err = String::from_utf8_lossy(&ours.stderr);
+    assert!(err.contains("IMMCTL_OWNER"), "{}", text(&ours));
+    assert!(err.contains("UTF-8"), "{}", text(&ours));
+    assert!(!err.contains("panicked"), "{}", text(&ours));
+
+    let creds = run(
+        &[
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", OsStr::new("key-id")),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", bad),
+        ],
+        &[
+            "reconcile",
+            "--dry-run",
+            "--endpoint-ram",
+            "http://127.0.0.1:9",
+            "--endpoint-imm",
+            "http://127.0.0.1:9",
+            "--endpoint-sts",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_eq!(creds.status.code(), Some(1), "{}", text(&creds));
+    assert!(
+        !String::from_utf8_lossy(&creds.stderr).contains("panicked"),
+        "{}",
+        text(&creds)
+    );
+}
+
+/// A resource the plan reads but does not change can still decide what it does: the detach
+/// of a System policy from `media-app` relies on that role carrying our owner tag. When
+/// someone gives the role to another owner after the plan was saved, apply must refuse the
+/// plan as stale and name the role, not call the untouched file "edited by hand".
+#[test]
+fn a_plan_made_stale_by_a_resource_it_only_reads_is_refused_as_stale_naming_it() {
+    let dir = workdir();
+    let d = dir.path();
+    let p = d.join("plan.json");
+    let p = p.to_str().unwrap();
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            p,
+        ],
+    );
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let state_file = d.join(".immctl/emulator-state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    state["roles"]["media-app"]["tags"]["immctl-owner"] = "another-repo".into();
+    let before = serde_json::to_string_pretty(&state).unwrap();
+    std::fs::write(&state_file, &before).unwrap();
+
+    let refused = immctl(d, &["apply", p, "--emulator"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("error: stale plan: ram_role.media-app: changed live since the plan was made"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!err.contains("edited"), "{}", text(&refused));
+    // Nothing was applied.
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(
+        after["roles"]["media-app"]["policies"],
+        state["roles"]["media-app"]["policies"]
+    );
+    assert_eq!(after["policies"], state["policies"]);
+}

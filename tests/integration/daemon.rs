@@ -1259,3 +1259,70 @@ fn a_busy_listen_address_is_reported_with_its_origin() {
         "{stderr}"
     );
 }
+
+/// The log reader going away (a closed stderr pipe: a log shipper restarted, `| head`) must
+/// not kill the daemon: tracing-subscriber reported the failed write with `eprintln!`, which
+/// panics when stderr is gone, so the next log line ended the process with exit 101. It keeps
+/// running, and SIGTERM still stops it with 0.
+#[test]
+fn the_daemon_survives_its_stderr_being_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("manifests")).unwrap();
+    write(
+        &d.join("manifests/p.yaml"),
+        &policy_yaml("closed-stderr", "x"),
+    );
+    // Nothing listens on port 9: every tick fails, is logged, and retried soon.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_immctl"));
+    cmd.arg("run")
+        .arg(d.join("manifests"))
+        .args(["--listen", "127.0.0.1:0", "--interval", "1s"])
+        .args(["--endpoint-ram", "http://127.0.0.1:9"])
+        .args(["--endpoint-imm", "http://127.0.0.1:9"])
+        .args(["--endpoint-sts", "http://127.0.0.1:9"])
+        .current_dir(d)
+        .env("HOME", d)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "emulator-admin")
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET)
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("IMMCTL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().expect("run immctl");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains("serving"), "{first}");
+    drop(stderr);
+    // Several failed ticks are logged into the closed pipe meanwhile.
+    std::thread::sleep(Duration::from_secs(3));
+    let early = child.try_wait().unwrap();
+    if early.is_some() {
+        let _ = child.kill();
+    }
+    assert_eq!(early, None, "immctl run died when its stderr closed");
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > WAIT {
+            let _ = child.kill();
+            panic!("immctl run did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}

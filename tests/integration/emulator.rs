@@ -3764,3 +3764,43 @@ async fn every_action_is_authorized() {
     assert!(st.policies.is_empty() && st.projects.is_empty());
     dev.call(STS, "GetCallerIdentity", &[]).await.ok();
 }
+
+/// `PUT /_emulator/faults` with a misspelt key (`fault_rate` for `faultRate`, a key inside
+/// `failNext`) used to answer 200 and change nothing, so a test believed it injected faults
+/// that never came. It is a 400 naming the key, and the settings stay as they were.
+#[tokio::test]
+async fn faults_with_an_unknown_key_are_refused_naming_it() {
+    let h = start().await;
+    let http = reqwest::Client::new();
+    for (body, key) in [
+        (r#"{"fault_rate": 1.0}"#, "fault_rate"),
+        (r#"{"faultRate": 1.0, "latency": 5}"#, "latency"),
+        (
+            r#"{"failNext": [{"action": "GetRole", "code": "InternalError", "times": 3}]}"#,
+            "times",
+        ),
+    ] {
+        let r = http
+            .put(format!("{}/_emulator/faults", h.endpoint()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(key)),
+            "{body}: {v}"
+        );
+    }
+    let f: Value = http
+        .get(format!("{}/_emulator/faults", h.endpoint()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(f["faultRate"], 0.0, "{f}");
+    assert_eq!(f["failNext"], serde_json::json!([]), "{f}");
+}
