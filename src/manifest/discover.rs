@@ -7,10 +7,14 @@
 //! - names starting with `.` (files and directories: `.git`, `.github`, editor swap files,
 //!   `.immctl`) are skipped while walking, as Terraform skips hidden files and kustomize the
 //!   `.git` directory; a path given explicitly is always read, whatever its name;
-//! - symbolic links are followed (to files and to directories), since a manifests directory
-//!   assembled from links is common in monorepos; a link loop is an error (`E001`), a broken
-//!   link with a manifest name is an error, and a file reached twice (a link and its target)
-//!   is read once;
+//! - symbolic links are followed (to files and to directories) while they stay inside the
+//!   given directory (ConfigMap volumes and git-sync worktrees are built from such links);
+//!   a link out of it is an error (`E001`) and is not read, since findings quote the lines
+//!   of the files they are about and manifests come from pull requests: a link to
+//!   `/var/run/secrets/...` must not print a token into a PR comment (kustomize refuses
+//!   such links too). A tree assembled from links elsewhere is given as several paths. A
+//!   link loop is an error (`E001`), a broken link with a manifest name is an error, and a
+//!   file reached twice (a link and its target) is read once;
 //! - a missing path is an error; a directory without manifests is a warning (`W001`).
 //!
 //! Reading: a file over [`MAX_FILE_BYTES`] (1 MiB) is refused without reading it (a real
@@ -109,7 +113,15 @@ pub fn discover(roots: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<ManifestF
         if let Ok(c) = std::fs::canonicalize(root) {
             ancestors.push(c);
         }
-        walk(root, &mut Vec::new(), &mut ancestors, &mut found, diags);
+        let inside = ancestors.first().cloned();
+        walk(
+            root,
+            inside.as_deref(),
+            &mut Vec::new(),
+            &mut ancestors,
+            &mut found,
+            diags,
+        );
         found.sort();
         let before = out.len();
         for (rel, path) in found {
@@ -161,6 +173,7 @@ fn is_manifest_name(name: &str) -> bool {
 
 fn walk(
     dir: &Path,
+    inside: Option<&Path>,
     rel: &mut Vec<String>,
     ancestors: &mut Vec<PathBuf>,
     found: &mut Vec<(Vec<String>, PathBuf)>,
@@ -203,6 +216,27 @@ fn walk(
                 continue;
             }
         };
+        // Only a link can lead out of the tree: check where each one resolves.
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        if is_link
+            && let Some(root) = inside
+            && (meta.is_dir() || is_manifest_name(&name))
+            && !std::fs::canonicalize(&path).is_ok_and(|c| c.starts_with(root))
+        {
+            diags.push(Diagnostic::error(
+                codes::UNREADABLE,
+                None,
+                None,
+                format!(
+                    "{}: a symbolic link out of the directory given ({}); it was not read. \
+                     immctl reads only what lies inside the paths it is given: pass the link's \
+                     target as another path",
+                    path.display(),
+                    root.display()
+                ),
+            ));
+            continue;
+        }
         if meta.is_dir() {
             let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
             if ancestors.contains(&canon) {
@@ -220,7 +254,7 @@ fn walk(
             }
             ancestors.push(canon);
             rel.push(name);
-            walk(&path, rel, ancestors, found, diags);
+            walk(&path, inside, rel, ancestors, found, diags);
             rel.pop();
             ancestors.pop();
         } else if meta.is_file() && is_manifest_name(&name) {

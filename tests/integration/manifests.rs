@@ -385,6 +385,79 @@ fn a_document_file_outside_the_manifest_directory_is_refused_and_never_quoted() 
     assert!(!text.contains("access_key_secret"), "{text}");
 }
 
+/// A symbolic link under a manifest directory is followed only while it stays inside it: a
+/// link to a token or a credentials file elsewhere (which a pull request can add: git stores
+/// links) is refused with E001 and never read, so no finding quotes its lines. Links inside
+/// the tree still work, and the link's target given as a path of its own is read.
+#[cfg(unix)]
+#[test]
+fn a_symbolic_link_out_of_the_manifest_directory_is_refused_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "eyJhbGciOi.SECRET-TOKEN.SIG";
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("token"), format!("{secret}\n")).unwrap();
+    std::fs::write(
+        outside.join("more.yaml"),
+        format!("not: [a manifest {secret}\n"),
+    )
+    .unwrap();
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(m.join("team")).unwrap();
+    let policy = "apiVersion: immctl/v1\nkind: Policy\nmetadata:\n  name: p\nspec:\n  document:\n    Version: \"1\"\n    Statement: [{Effect: Allow, Action: \"oss:GetObject\", Resource: \"*\"}]\n";
+    std::fs::write(m.join("team/p.yaml"), policy).unwrap();
+    std::os::unix::fs::symlink(outside.join("token"), m.join("tok.yaml")).unwrap();
+    std::os::unix::fs::symlink(&outside, m.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(m.join("team/p.yaml"), m.join("inside.yaml")).unwrap();
+    // A link out that is not a manifest name is not read, and not an error either.
+    std::os::unix::fs::symlink(outside.join("token"), m.join("notes.txt")).unwrap();
+
+    let loaded = manifest::load(std::slice::from_ref(&m), &opts());
+    let errors: Vec<&manifest::Diagnostic> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == manifest::Severity::Error)
+        .collect();
+    let mut named: Vec<String> = errors
+        .iter()
+        .map(|d| {
+            assert_eq!(d.code, "E001", "{d:?}");
+            assert!(d.message.contains("a symbolic link out of"), "{d:?}");
+            d.message.split(':').next().unwrap().to_string()
+        })
+        .collect();
+    named.sort();
+    let expected = [m.join("elsewhere"), m.join("tok.yaml")].map(|p| p.display().to_string());
+    assert_eq!(named, expected);
+    // The inside link is the same file as team/p.yaml: read once, no error.
+    assert!(loaded.desired.policies.contains_key("p"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .arg("validate")
+        .arg(&m)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains(secret), "{text}");
+
+    // Given as a path of its own, the link's target is read (and its error quoted).
+    let loaded = manifest::load(&[m.clone(), outside.clone()], &opts());
+    assert!(
+        loaded.diagnostics.iter().any(|d| d
+            .source
+            .as_ref()
+            .is_some_and(|s| s.file == outside.join("more.yaml"))),
+        "{:?}",
+        loaded.diagnostics
+    );
+}
+
 #[test]
 fn discovery_skips_hidden_entries_follows_links_and_reads_a_file_once() {
     let dir = tempfile::tempdir().unwrap();
