@@ -293,13 +293,36 @@ pub async fn preflight_or_refuse(
     Ok(())
 }
 
-/// Apply `plan`, printing each event to stderr as it happens.
+/// Apply `plan`, printing each event to stderr as it happens. The first SIGINT (Ctrl-C) or
+/// SIGTERM lets the API calls in flight finish and starts nothing more, as Terraform does:
+/// the report then lists what was interrupted or not started, and the next run finishes it.
+/// A second one exits at once.
 pub async fn apply_plan(client: &Client, plan: &Plan) -> crate::apply::ApplyReport {
+    let cancel = tokio_util::sync::CancellationToken::new();
     let opts = crate::apply::ExecuteOptions {
         max_concurrency: client.config().max_concurrency.max(1),
+        cancel: cancel.clone(),
         ..crate::apply::ExecuteOptions::default()
     };
-    crate::reconcile::execute(client, plan, &opts, &mut |event| say!("{event}")).await
+    let watcher = match shutdown_signal() {
+        Ok(signal) => Some(tokio::spawn(async move {
+            signal.await;
+            say!(
+                "immctl: interrupted: letting the API calls in flight finish, starting nothing \
+                 more (interrupt again to stop at once)"
+            );
+            cancel.cancel();
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot install the SIGINT / SIGTERM handlers");
+            None
+        }
+    };
+    let report = crate::reconcile::execute(client, plan, &opts, &mut |event| say!("{event}")).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    report
 }
 
 /// At debug level (`-v`), the API calls this command made, one event per action: logical
@@ -332,4 +355,37 @@ pub fn finish_apply(report: &crate::apply::ApplyReport) -> anyhow::Result<()> {
         "{} The next run picks up where this one stopped.",
         report.summary()
     )
+}
+
+/// Resolves on the first SIGTERM or SIGINT. A second one while shutting down exits at once
+/// (status 130), for a person at a terminal who does not want to wait for the calls in
+/// flight.
+#[cfg(unix)]
+pub(super) fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "signal received");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            say!("immctl: second signal: exiting now without waiting for the calls in flight");
+            std::process::exit(130);
+        });
+    })
+}
+
+#[cfg(not(unix))]
+pub(super) fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(signal = "ctrl-c", "signal received");
+    })
 }

@@ -81,7 +81,7 @@ async fn serve(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
     super::logging::init(settings.log_format, settings.verbosity);
 
     // Signals first: a SIGTERM that arrives while connecting must not kill us mid-way.
-    let shutdown = shutdown_signal().context("installing the SIGTERM / SIGINT handlers")?;
+    let shutdown = common::shutdown_signal().context("installing the SIGTERM / SIGINT handlers")?;
 
     let listen = settings.daemon.listen;
     let origin = settings
@@ -100,37 +100,4 @@ async fn serve(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
     let served = daemon::run(opts, listener, shutdown).await;
     cloud.close().await;
     served.context("serving the HTTP endpoints")
-}
-
-/// Resolves on the first SIGTERM or SIGINT. A second one while shutting down exits at once
-/// (status 130), for a person at a terminal who does not want to wait for the calls in
-/// flight.
-#[cfg(unix)]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        tracing::info!(signal = name, "signal received");
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            say!("immctl: second signal: exiting now without waiting for the calls in flight");
-            std::process::exit(130);
-        });
-    })
-}
-
-#[cfg(not(unix))]
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!(signal = "ctrl-c", "signal received");
-    })
 }

@@ -575,6 +575,79 @@ fn an_unreachable_endpoint_names_its_root_cause_once() {
     assert_eq!(line.matches(action).count(), 1, "{err}");
 }
 
+/// Ctrl-C during an apply, as in Terraform: the API calls in flight finish, nothing more
+/// starts, the report says what was left, exit 1; the next run finishes the job. It used to
+/// kill the process at once (exit 130, no message, the calls in flight abandoned).
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_an_apply_finishes_the_calls_in_flight_and_the_next_run_converges() {
+    use std::io::Read;
+    let dir = workdir();
+    let d = dir.path();
+    // The demo account, answering slowly enough to interrupt an apply in the middle.
+    let account = std::fs::read_to_string("manifests/demo-live-state.yaml").unwrap();
+    let (mut emulator, url) = emulator_process(d, &account, &["--latency", "300ms"]);
+    let run = |extra: &[&str]| {
+        let mut c = command(d);
+        c.args(["reconcile", "--adopt"])
+            .args([
+                "--endpoint-ram",
+                &url,
+                "--endpoint-imm",
+                &url,
+                "--endpoint-sts",
+                &url,
+            ])
+            .args(extra)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "emulator-admin")
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET);
+        c
+    };
+    let mut child = run(&[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt at the first change started (the handler is in place before any starts).
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("...") {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "no change started:\n{}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    stderr.read_to_end(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    let err = String::from_utf8_lossy(&seen).to_string();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("immctl: interrupted: letting the API calls in flight finish"),
+        "{err}"
+    );
+    assert!(err.contains("interrupted ("), "{err}");
+    assert!(
+        err.contains("The next run picks up where this one stopped."),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET), "{err}");
+
+    // The next run finishes the job, and the one after plans nothing.
+    let out = run(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["--dry-run", "--detailed-exitcode"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_stdout_has(&out, "No changes");
+    let _ = emulator.kill();
+    let _ = emulator.wait();
+}
+
 /// A plan file cut short (a truncated CI artifact, a full disk) is named as such, with the
 /// line and column where the JSON stops; it used to be called "not an immctl plan (no
 /// format_version)", although its first line is the format_version.
