@@ -200,12 +200,13 @@ async fn main() {
     config.rate_limits = RateLimits::unlimited();
     let client = Client::new(config).unwrap();
     let input = SettingsInput {
-        interval: Some("1ms".into()),
         jitter: Some("0".into()),
         ..SettingsInput::default()
     };
     let settings = settings::resolve(&input, Vec::<(String, String)>::new()).unwrap();
     let mut opts = Options::from_settings(client, vec![manifests], &settings);
+    // 1 ms between ticks, set directly (settings refuse intervals under a second).
+    opts.schedule = immctl::daemon::Schedule::new(std::time::Duration::from_millis(1), 0.0);
     // The example manifests move a project onto the demo account's unowned role
     // imm-media-role, which only adoption makes safe (IMM014 otherwise): `immctl run --adopt`.
     opts.pass.plan.adopt = true;

@@ -425,9 +425,13 @@ where
         _ => None,
     });
     let verbosity = p.get("verbosity", "a number from 0 to 255", |s| s.parse().ok());
-    let interval = p.get("interval", DURATION_EXPECTED, |s| {
-        parse_duration(s).filter(|d| !d.is_zero())
-    });
+    // At least a second: a daemon reconciling more often than that is a typo (`1ns`, `5ms`),
+    // and would spend its API quota and its log on ticks nobody needs.
+    let interval = p.get(
+        "interval",
+        "a duration of at least 1s, like 30s or 5m",
+        |s| parse_duration(s).filter(|d| *d >= std::time::Duration::from_secs(1)),
+    );
     let jitter = p.get("jitter", "a fraction from 0 to below 1, like 0.1", |s| {
         s.parse::<f64>().ok().filter(|f| (0.0..1.0).contains(f))
     });

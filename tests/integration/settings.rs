@@ -210,8 +210,13 @@ fn bad_environment_value_names_the_variable() {
     let text = error_text(&SettingsInput::default(), &[("IMMCTL_INTERVAL", "5x")]);
     assert_eq!(
         text,
-        r#"invalid value "5x" for interval (from environment variable IMMCTL_INTERVAL): expected a duration like 30s, 5m"#
+        r#"invalid value "5x" for interval (from environment variable IMMCTL_INTERVAL): expected a duration of at least 1s, like 30s or 5m"#
     );
+    // Under a second is refused the same way (`1ns` made a daemon tick 90 times a second).
+    for short in ["1ns", "500ms", "0s"] {
+        let text = error_text(&SettingsInput::default(), &[("IMMCTL_INTERVAL", short)]);
+        assert!(text.contains("at least 1s"), "{short}: {text}");
+    }
 }
 
 #[test]
