@@ -539,6 +539,19 @@ struct LoadedFile {
 }
 
 fn load_file(path: &Path, origin: &Origin) -> Result<LoadedFile> {
+    // Read first: a missing file is "cannot read", whatever its extension.
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ReadFile {
+        path: path.to_owned(),
+        origin: origin.clone(),
+        source,
+    })?;
+    if let Some(at) = text.find(|c: char| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        let line = text[..at].matches('\n').count() + 1;
+        return Err(SettingsError::ParseFile {
+            path: path.to_owned(),
+            message: format!("not a text settings file (a control character at line {line})"),
+        });
+    }
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -553,11 +566,6 @@ fn load_file(path: &Path, origin: &Origin) -> Result<LoadedFile> {
             });
         }
     };
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ReadFile {
-        path: path.to_owned(),
-        origin: origin.clone(),
-        source,
-    })?;
     let parse_err = |e: config::ConfigError| SettingsError::ParseFile {
         path: path.to_owned(),
         message: e.to_string(),

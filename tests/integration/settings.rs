@@ -470,3 +470,30 @@ fn the_kubernetes_configmap_settings_resolve() {
             >= 8
     );
 }
+
+/// A settings file that does not exist is "cannot read", whatever its name (it used to be
+/// called an unsupported extension when it had none), and a binary one is refused, not read
+/// as no settings at all.
+#[test]
+fn a_missing_or_binary_settings_file_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = SettingsInput {
+        config: Some(dir.path().join("nonexistent")),
+        ..SettingsInput::default()
+    };
+    let text = error_text(&missing, &[]);
+    assert!(text.starts_with("cannot read settings file "), "{text}");
+    assert!(text.contains("nonexistent"), "{text}");
+
+    let binary = dir.path().join("settings.yaml");
+    std::fs::write(&binary, "region: cn-hangzhou\n\u{0}\u{1}\n").unwrap();
+    let input = SettingsInput {
+        config: Some(binary),
+        ..SettingsInput::default()
+    };
+    let text = error_text(&input, &[]);
+    assert!(
+        text.contains("not a text settings file (a control character at line 2)"),
+        "{text}"
+    );
+}
