@@ -108,6 +108,16 @@ fn endpoint_url(e: &str) -> String {
 pub async fn connect(settings: &Settings, use_emulator: bool) -> anyhow::Result<Cloud> {
     let mut state_lock = None;
     let (mut config, emulator) = if use_emulator {
+        for key in ["endpoint_ram", "endpoint_imm", "endpoint_sts"] {
+            if let Some(origin) = settings.origins.get(key)
+                && *origin != crate::settings::Origin::Default
+            {
+                say!(
+                    "warning: {key} (from {origin}) is ignored with --emulator: the embedded \
+                     emulator serves RAM, IMM and STS"
+                );
+            }
+        }
         state_lock = Some(lock_emulator_state(Path::new(EMULATOR_LOCK_FILE))?);
         let handle = start_embedded_emulator(Path::new(EMULATOR_STATE_FILE), settings)
             .await

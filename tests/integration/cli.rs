@@ -648,6 +648,29 @@ fn ctrl_c_during_an_apply_finishes_the_calls_in_flight_and_the_next_run_converge
     let _ = emulator.wait();
 }
 
+/// An endpoint given with `--emulator` cannot be used: it is named in a warning instead of
+/// being silently ignored.
+#[test]
+fn an_endpoint_given_with_emulator_is_named_as_ignored() {
+    let dir = workdir();
+    let out = command(dir.path())
+        .args(["reconcile", "--emulator", "--dry-run", "--adopt"])
+        .args(["--endpoint-imm", "imm.example.com"])
+        .env("IMMCTL_ENDPOINT_RAM", "ram.example.com")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_stderr_has(
+        &out,
+        "warning: endpoint_imm (from flag --endpoint-imm) is ignored with --emulator",
+    );
+    assert_stderr_has(
+        &out,
+        "warning: endpoint_ram (from environment variable IMMCTL_ENDPOINT_RAM) is ignored",
+    );
+    assert!(!text(&out).contains("endpoint_sts"), "{}", text(&out));
+}
+
 /// A plan file cut short (a truncated CI artifact, a full disk) is named as such, with the
 /// line and column where the JSON stops; it used to be called "not an immctl plan (no
 /// format_version)", although its first line is the format_version.
