@@ -442,7 +442,11 @@ where
     );
     let detect_only = p.get("detect_only", BOOL_EXPECTED, parse_bool);
     let prune = p.get("prune", BOOL_EXPECTED, parse_bool);
-    let max_deletions = p.get("max_deletions", "a whole number like 5", |s| s.parse().ok());
+    let max_deletions = p.get(
+        "max_deletions",
+        "a whole number from 0 to 4294967295, like 5",
+        |s| s.parse().ok(),
+    );
     let allow_mass_delete = p.get("allow_mass_delete", BOOL_EXPECTED, parse_bool);
     let max_concurrency = p.get("max_concurrency", "a whole number from 1, like 16", |s| {
         s.parse::<usize>().ok().filter(|n| *n >= 1)

@@ -930,12 +930,28 @@ impl std::error::Error for DeError {}
 /// someone writing YAML.
 fn expected_in_words(exp: &dyn de::Expected) -> String {
     let text = exp.to_string();
-    match text.as_str() {
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)".into(),
-        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".into(),
-        "f32" | "f64" => "a number".into(),
-        _ => text,
+    match integer_range(&text) {
+        Some((min, max)) => format!("a whole number from {min} to {max}"),
+        None if text == "f32" || text == "f64" => "a number".into(),
+        None => text,
     }
+}
+
+/// The range of serde's integer type `name` (`u32`, `i64` ...), as text.
+fn integer_range(name: &str) -> Option<(String, String)> {
+    Some(match name {
+        "u8" => ("0".into(), u8::MAX.to_string()),
+        "u16" => ("0".into(), u16::MAX.to_string()),
+        "u32" => ("0".into(), u32::MAX.to_string()),
+        "u64" | "usize" => ("0".into(), u64::MAX.to_string()),
+        "u128" => ("0".into(), u128::MAX.to_string()),
+        "i8" => (i8::MIN.to_string(), i8::MAX.to_string()),
+        "i16" => (i16::MIN.to_string(), i16::MAX.to_string()),
+        "i32" => (i32::MIN.to_string(), i32::MAX.to_string()),
+        "i64" | "isize" => (i64::MIN.to_string(), i64::MAX.to_string()),
+        "i128" => (i128::MIN.to_string(), i128::MAX.to_string()),
+        _ => return None,
+    })
 }
 
 impl de::Error for DeError {
@@ -943,6 +959,17 @@ impl de::Error for DeError {
         DeError::new(DeErrorKind::Other, msg.to_string())
     }
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        // A whole number too large for any integer reaches serde as a float: say it is out
+        // of range rather than "invalid type: floating point `1e23`".
+        if let de::Unexpected::Float(f) = unexp
+            && f.fract() == 0.0
+            && integer_range(&exp.to_string()).is_some()
+        {
+            return DeError::new(
+                DeErrorKind::Invalid,
+                format!("out of range: expected {}", expected_in_words(exp)),
+            );
+        }
         DeError::new(
             DeErrorKind::Invalid,
             format!("invalid type: {unexp}, expected {}", expected_in_words(exp)),
@@ -1612,11 +1639,27 @@ spec:
         assert_eq!(e.pos, Some(p(2, 8)));
         assert_eq!(
             e.message,
-            "invalid type: string \"many\", expected a whole number (0 or more)"
+            "invalid type: string \"many\", expected a whole number from 0 to 4294967295"
         );
 
         let e = de("name: x\ncount: -1\n").unwrap_err();
         assert_eq!(e.pos, Some(p(2, 8)));
+        assert!(e.message.ends_with("from 0 to 4294967295"), "{}", e.message);
+
+        // Too large for any integer type, YAML reads it as a float: named as out of range.
+        let e = de("name: x\ncount: 99999999999999999999999\n").unwrap_err();
+        assert_eq!(e.pos, Some(p(2, 8)));
+        assert_eq!(
+            e.message,
+            "out of range: expected a whole number from 0 to 4294967295"
+        );
+        // A fraction is still a wrong type.
+        let e = de("name: x\ncount: 1.5\n").unwrap_err();
+        assert!(
+            e.message.starts_with("invalid type: floating point"),
+            "{}",
+            e.message
+        );
 
         let e = de("count: 1\n").unwrap_err();
         assert_eq!(e.kind, DeErrorKind::MissingField);
