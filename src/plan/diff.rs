@@ -1289,6 +1289,16 @@ impl Planner<'_> {
         let action_of =
             |drafts: &BTreeMap<Address, Draft>, a: &Address| drafts.get(a).map(|d| d.change.action);
         let mut deps: BTreeMap<Address, Vec<Address>> = BTreeMap::new();
+        // The changes that attach a policy to each role, by role name (one pass, not one per
+        // project).
+        let mut attaching: BTreeMap<&str, Vec<&Address>> = BTreeMap::new();
+        for (address, d) in &self.drafts {
+            for op in &d.change.ops {
+                if let Op::AttachPolicyToRole { role, .. } = op {
+                    attaching.entry(role.as_str()).or_default().push(address);
+                }
+            }
+        }
         for (address, d) in &self.drafts {
             let mut ds = Vec::new();
             for op in &d.change.ops {
@@ -1328,11 +1338,8 @@ impl Planner<'_> {
                         }
                         // The project starts using the role at once: attach its policies
                         // first, so it never runs with part of its permissions.
-                        for (other, od) in &self.drafts {
-                            let attaches = od.change.ops.iter().any(|o| {
-                                matches!(o, Op::AttachPolicyToRole { role, .. } if role == service_role)
-                            });
-                            if attaches {
+                        for &other in attaching.get(service_role.as_str()).into_iter().flatten() {
+                            if !ds.contains(other) {
                                 ds.push(other.clone());
                             }
                         }
