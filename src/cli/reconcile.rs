@@ -107,7 +107,18 @@ async fn plan_and_apply(
         .map_err(report_pass_error)?;
     let plan = &planned.plan;
     check_targets_exist(&opts.plan.targets, &planned.loaded.desired, plan)?;
-    common::print_plan(plan, args.format)?;
+    if let Err(e) = common::print_plan(plan, args.format) {
+        // `immctl reconcile --dry-run | head`: the reader has what it wanted; a dry run goes
+        // on (saves --out, exits with its code) without a "Broken pipe" error, as git and
+        // ripgrep do. An apply still stops: nothing is applied that could not be shown.
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        });
+        if !(args.dry_run && broken_pipe) {
+            return Err(e);
+        }
+    }
     if let Some(out) = &args.out {
         common::save_plan(plan, out)?;
         say!("immctl: plan saved to {}", out.display());
