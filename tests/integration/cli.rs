@@ -632,6 +632,11 @@ fn ctrl_c_during_an_apply_finishes_the_calls_in_flight_and_the_next_run_converge
         "{err}"
     );
     assert!(err.contains("interrupted ("), "{err}");
+    // What was left is listed by address (the last project change cannot have started).
+    assert!(
+        err.contains("not started: imm_project.cn-hangzhou/media-archive (create)"),
+        "{err}"
+    );
     assert!(
         err.contains("The next run picks up where this one stopped."),
         "{err}"
