@@ -535,6 +535,27 @@ fn unknown_key_detail(text: &str, key: &str) -> String {
     }
 }
 
+/// The parser's message, made to name the key and line where it can. The YAML reader
+/// refuses YAML's own special floats (`.nan`, `.inf`, `-.inf`) with only "Parsing .nan as
+/// floating point number failed"; no setting takes them, so say which key holds one.
+fn parse_error_message(text: &str, message: &str) -> String {
+    let Some(value) = message
+        .strip_prefix("Parsing ")
+        .and_then(|m| m.strip_suffix(" as floating point number failed"))
+    else {
+        return message.to_string();
+    };
+    let place = text.lines().enumerate().find_map(|(n, l)| {
+        let (key, rest) = l.split_once(':')?;
+        let rest = rest.split(" #").next().unwrap_or(rest).trim();
+        (rest == value).then(|| format!("line {}: {}: ", n + 1, key.trim()))
+    });
+    format!(
+        "{}{value} is not a finite number; settings take plain numbers (like 0.1 or 16)",
+        place.unwrap_or_default()
+    )
+}
+
 /// The settings file, read and checked for unknown keys.
 struct LoadedFile {
     text: String,
@@ -572,7 +593,7 @@ fn load_file(path: &Path, origin: &Origin) -> Result<LoadedFile> {
     };
     let parse_err = |e: config::ConfigError| SettingsError::ParseFile {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: parse_error_message(&text, &e.to_string()),
     };
     let alone = Config::builder()
         .add_source(File::from_str(&text, format))

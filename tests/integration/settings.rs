@@ -307,6 +307,30 @@ fn unknown_keys_in_a_yaml_file_are_rejected_naming_the_file() {
     assert_golden("unknown-keys-yaml", &err.to_string());
 }
 
+/// YAML's special floats (`.nan`, `.inf`) are refused naming the key and line; the YAML
+/// reader's own message named neither ("Parsing .nan as floating point number failed").
+#[test]
+fn a_yaml_nan_or_infinity_names_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, key) in [
+        (".nan", "jitter"),
+        (".inf", "rate_limit_scale"),
+        ("-.inf", "jitter"),
+    ] {
+        let path = dir.path().join("s.yaml");
+        std::fs::write(&path, format!("region: cn-hangzhou\n{key}: {value}\n")).unwrap();
+        let input = SettingsInput {
+            config: Some(path.clone()),
+            ..SettingsInput::default()
+        };
+        let text = resolve(&input, env(&[])).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!("line 2: {key}: {value} is not a finite number")),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn unknown_keys_in_a_toml_file_are_rejected_and_keys_are_case_sensitive() {
     assert_golden(
