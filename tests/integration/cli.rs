@@ -813,6 +813,31 @@ fn usage_errors_exit_1_not_the_changes_code() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
         assert!(!out.stdout.is_empty(), "{args:?}: {}", text(&out));
     }
+    // Every option has a description: the endpoint flags used to show none.
+    for sub in [
+        "reconcile",
+        "emulator",
+        "import",
+        "run",
+        "apply",
+        "validate",
+    ] {
+        let out = immctl(d, &[sub, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        for flag in ["--endpoint-ram", "--endpoint-imm", "--endpoint-sts"] {
+            let line = help.lines().find(|l| l.contains(flag)).unwrap();
+            let after = line.split_once('>').map_or("", |(_, r)| r.trim());
+            let next = help
+                .lines()
+                .skip_while(|l| !l.contains(flag))
+                .nth(1)
+                .unwrap_or("");
+            assert!(
+                after.contains("endpoint") || next.contains("endpoint"),
+                "{sub} --help: {flag} has no description:\n{help}"
+            );
+        }
+    }
     assert!(!d.join(".immctl").exists(), "nothing ran");
 }
 
