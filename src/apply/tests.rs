@@ -128,6 +128,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         manifest_files: BTreeMap::new(),
         live_fingerprints: BTreeMap::new(),
         expanded_from: BTreeMap::new(),
+        default_region: None,
     }
 }
 

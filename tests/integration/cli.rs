@@ -995,3 +995,39 @@ fn a_plan_made_stale_by_a_resource_it_only_reads_is_refused_as_stale_naming_it()
     );
     assert_eq!(after["policies"], state["policies"]);
 }
+
+/// A plan saved under one `region` setting and applied under another, with a project that
+/// names no region: refused as a different region. It used to be refused as a stale plan
+/// whose project "no longer exists", which sent the user looking at the account.
+#[test]
+fn apply_under_another_region_is_refused_naming_the_regions() {
+    let dir = workdir();
+    let d = dir.path();
+    let projects = d.join("manifests/projects.yaml");
+    let yaml = std::fs::read_to_string(&projects).unwrap();
+    std::fs::write(&projects, yaml.replace("  region: cn-hangzhou\n", "")).unwrap();
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            "plan.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = immctl(
+        d,
+        &["apply", "plan.json", "--emulator", "--region", "cn-beijing"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"the plan was made with region "cn-hangzhou""#)
+            && err.contains(r#"these settings say "cn-beijing""#),
+        "{err}"
+    );
+    assert!(!err.contains("no longer exists"), "{err}");
+}
