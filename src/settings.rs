@@ -448,9 +448,17 @@ where
         |s| s.parse().ok(),
     );
     let allow_mass_delete = p.get("allow_mass_delete", BOOL_EXPECTED, parse_bool);
-    let max_concurrency = p.get("max_concurrency", "a whole number from 1, like 16", |s| {
-        s.parse::<usize>().ok().filter(|n| *n >= 1)
-    });
+    // At most MAX_CONCURRENCY: far above what the API quotas serve (writes 20/s), and a huge
+    // value made the client's semaphore panic.
+    let max_concurrency = p.get(
+        "max_concurrency",
+        &format!("a whole number from 1 to {MAX_CONCURRENCY}, like 16"),
+        |s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+        },
+    );
     let request_timeout = p.get("request_timeout", DURATION_EXPECTED, |s| {
         parse_duration(s).filter(|d| !d.is_zero())
     });
@@ -495,6 +503,9 @@ where
         warnings,
     })
 }
+
+/// The largest `max_concurrency` accepted.
+pub const MAX_CONCURRENCY: usize = 1024;
 
 const DURATION_EXPECTED: &str = "a duration like 30s, 5m";
 const BOOL_EXPECTED: &str = "true or false";

@@ -307,6 +307,25 @@ fn unknown_keys_in_a_yaml_file_are_rejected_naming_the_file() {
     assert_golden("unknown-keys-yaml", &err.to_string());
 }
 
+/// A huge max_concurrency used to pass and then panic in the client's semaphore at the
+/// first apply; now it is refused with the range.
+#[test]
+fn max_concurrency_out_of_range_explains_the_range() {
+    for bad in ["0", "1025", "18446744073709551615"] {
+        let text = error_text(
+            &SettingsInput::default(),
+            &[("IMMCTL_MAX_CONCURRENCY", bad)],
+        );
+        assert!(text.contains("a whole number from 1 to 1024"), "{text}");
+    }
+    let s = resolve(
+        &SettingsInput::default(),
+        env(&[("IMMCTL_MAX_CONCURRENCY", "1024")]),
+    )
+    .unwrap();
+    assert_eq!(s.client.max_concurrency, 1024);
+}
+
 /// YAML's special floats (`.nan`, `.inf`) are refused naming the key and line; the YAML
 /// reader's own message named neither ("Parsing .nan as floating point number failed").
 #[test]
