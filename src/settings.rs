@@ -465,9 +465,17 @@ where
     let connect_timeout = p.get("connect_timeout", DURATION_EXPECTED, |s| {
         parse_duration(s).filter(|d| !d.is_zero())
     });
-    let rate_limit_scale = p.get("rate_limit_scale", "a number above 0, like 1 or 0.5", |s| {
-        s.parse::<f64>().ok().filter(|f| f.is_finite() && *f > 0.0)
-    });
+    // At least 0.01 (RAM writes at 0.2/s): a scale like 1e-300 made the rate limiter's wait
+    // overflow `Duration` and panic, and 1e-9 waited for years without a word.
+    let rate_limit_scale = p.get(
+        "rate_limit_scale",
+        "a number from 0.01 up, like 1 or 0.5",
+        |s| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f >= 0.01)
+        },
+    );
 
     if !p.errors.is_empty() {
         return Err(SettingsError::Invalid(p.errors));

@@ -326,6 +326,25 @@ fn max_concurrency_out_of_range_explains_the_range() {
     assert_eq!(s.client.max_concurrency, 1024);
 }
 
+/// A tiny rate_limit_scale used to pass, then panic (1e-300: the wait overflowed
+/// `Duration`) or hang for years (1e-9); now it is refused with the range.
+#[test]
+fn rate_limit_scale_too_small_explains_the_range() {
+    for bad in ["1e-300", "1e-9", "0.001", "0"] {
+        let text = error_text(
+            &SettingsInput::default(),
+            &[("IMMCTL_RATE_LIMIT_SCALE", bad)],
+        );
+        assert!(text.contains("a number from 0.01 up"), "{bad}: {text}");
+    }
+    let s = resolve(
+        &SettingsInput::default(),
+        env(&[("IMMCTL_RATE_LIMIT_SCALE", "0.01")]),
+    )
+    .unwrap();
+    assert_eq!(s.client.rate_limit_scale, 0.01);
+}
+
 /// YAML's special floats (`.nan`, `.inf`) are refused naming the key and line; the YAML
 /// reader's own message named neither ("Parsing .nan as floating point number failed").
 #[test]
