@@ -515,7 +515,7 @@ where
 /// The largest `max_concurrency` accepted.
 pub const MAX_CONCURRENCY: usize = 1024;
 
-const DURATION_EXPECTED: &str = "a duration like 30s, 5m";
+const DURATION_EXPECTED: &str = "a duration above 0, like 30s or 5m";
 const BOOL_EXPECTED: &str = "true or false";
 const ENDPOINT_EXPECTED: &str = "an endpoint like https://ram.aliyuncs.com or host:port";
 

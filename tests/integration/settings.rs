@@ -345,6 +345,16 @@ fn rate_limit_scale_too_small_explains_the_range() {
     assert_eq!(s.client.rate_limit_scale, 0.01);
 }
 
+/// `request_timeout: 0s` was refused as "expected a duration like 30s, 5m", which `0s` is:
+/// the message now says why (the range).
+#[test]
+fn a_zero_timeout_explains_the_range() {
+    for key in ["IMMCTL_REQUEST_TIMEOUT", "IMMCTL_CONNECT_TIMEOUT"] {
+        let text = error_text(&SettingsInput::default(), &[(key, "0s")]);
+        assert!(text.contains("expected a duration above 0"), "{text}");
+    }
+}
+
 /// YAML's special floats (`.nan`, `.inf`) are refused naming the key and line; the YAML
 /// reader's own message named neither ("Parsing .nan as floating point number failed").
 #[test]
