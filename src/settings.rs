@@ -448,18 +448,34 @@ where
         |s| s.parse().ok(),
     );
     let allow_mass_delete = p.get("allow_mass_delete", BOOL_EXPECTED, parse_bool);
-    let max_concurrency = p.get("max_concurrency", "a whole number from 1, like 16", |s| {
-        s.parse::<usize>().ok().filter(|n| *n >= 1)
-    });
+    // At most MAX_CONCURRENCY: far above what the API quotas serve (writes 20/s), and a huge
+    // value made the client's semaphore panic.
+    let max_concurrency = p.get(
+        "max_concurrency",
+        &format!("a whole number from 1 to {MAX_CONCURRENCY}, like 16"),
+        |s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+        },
+    );
     let request_timeout = p.get("request_timeout", DURATION_EXPECTED, |s| {
         parse_duration(s).filter(|d| !d.is_zero())
     });
     let connect_timeout = p.get("connect_timeout", DURATION_EXPECTED, |s| {
         parse_duration(s).filter(|d| !d.is_zero())
     });
-    let rate_limit_scale = p.get("rate_limit_scale", "a number above 0, like 1 or 0.5", |s| {
-        s.parse::<f64>().ok().filter(|f| f.is_finite() && *f > 0.0)
-    });
+    // At least 0.01 (RAM writes at 0.2/s): a scale like 1e-300 made the rate limiter's wait
+    // overflow `Duration` and panic, and 1e-9 waited for years without a word.
+    let rate_limit_scale = p.get(
+        "rate_limit_scale",
+        "a number from 0.01 up, like 1 or 0.5",
+        |s| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f >= 0.01)
+        },
+    );
 
     if !p.errors.is_empty() {
         return Err(SettingsError::Invalid(p.errors));
@@ -496,7 +512,10 @@ where
     })
 }
 
-const DURATION_EXPECTED: &str = "a duration like 30s, 5m";
+/// The largest `max_concurrency` accepted.
+pub const MAX_CONCURRENCY: usize = 1024;
+
+const DURATION_EXPECTED: &str = "a duration above 0, like 30s or 5m";
 const BOOL_EXPECTED: &str = "true or false";
 const ENDPOINT_EXPECTED: &str = "an endpoint like https://ram.aliyuncs.com or host:port";
 
@@ -533,6 +552,27 @@ fn unknown_key_detail(text: &str, key: &str) -> String {
     } else {
         format!("{key:?} ({})", notes.join("; "))
     }
+}
+
+/// The parser's message, made to name the key and line where it can. The YAML reader
+/// refuses YAML's own special floats (`.nan`, `.inf`, `-.inf`) with only "Parsing .nan as
+/// floating point number failed"; no setting takes them, so say which key holds one.
+fn parse_error_message(text: &str, message: &str) -> String {
+    let Some(value) = message
+        .strip_prefix("Parsing ")
+        .and_then(|m| m.strip_suffix(" as floating point number failed"))
+    else {
+        return message.to_string();
+    };
+    let place = text.lines().enumerate().find_map(|(n, l)| {
+        let (key, rest) = l.split_once(':')?;
+        let rest = rest.split(" #").next().unwrap_or(rest).trim();
+        (rest == value).then(|| format!("line {}: {}: ", n + 1, key.trim()))
+    });
+    format!(
+        "{}{value} is not a finite number; settings take plain numbers (like 0.1 or 16)",
+        place.unwrap_or_default()
+    )
 }
 
 /// The settings file, read and checked for unknown keys.
@@ -572,7 +612,7 @@ fn load_file(path: &Path, origin: &Origin) -> Result<LoadedFile> {
     };
     let parse_err = |e: config::ConfigError| SettingsError::ParseFile {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: parse_error_message(&text, &e.to_string()),
     };
     let alone = Config::builder()
         .add_source(File::from_str(&text, format))

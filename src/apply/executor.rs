@@ -247,6 +247,25 @@ impl ApplyReport {
         self.outcomes.iter().filter(|o| f(&o.status)).count()
     }
 
+    /// What an interruption left undone, one line per change in plan order, e.g.
+    /// `not finished: ram_role.b (adopt, stopped after 1 of its API calls)` or
+    /// `not started: ram_policy.c (create)`. Empty when nothing was interrupted.
+    pub fn unfinished(&self) -> Vec<String> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| match &o.status {
+                ChangeStatus::Interrupted { ops_done } => Some(format!(
+                    "not finished: {} ({}, stopped after {ops_done} of its API calls)",
+                    o.address, o.action
+                )),
+                ChangeStatus::NotStarted => {
+                    Some(format!("not started: {} ({})", o.address, o.action))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// One line, e.g. `Apply: 5 done, 1 failed, 2 skipped.` (`interrupted` added when so).
     pub fn summary(&self) -> String {
         let not_run = self.count(|s| {

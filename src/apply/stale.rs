@@ -301,6 +301,7 @@ mod tests {
             manifest_files: BTreeMap::new(),
             live_fingerprints: BTreeMap::new(),
             expanded_from: BTreeMap::new(),
+            default_region: None,
         }
     }
 

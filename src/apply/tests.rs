@@ -128,6 +128,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         manifest_files: BTreeMap::new(),
         live_fingerprints: BTreeMap::new(),
         expanded_from: BTreeMap::new(),
+        default_region: None,
     }
 }
 
@@ -592,6 +593,15 @@ async fn cancellation_lets_the_call_in_flight_finish_and_starts_nothing_more() {
         report.summary().ends_with("interrupted (3 not finished)."),
         "{}",
         report.summary()
+    );
+    // What was left is listed by address, not only counted.
+    assert_eq!(
+        report.unfinished(),
+        [
+            "not finished: ram_role.b (create, stopped after 1 of its API calls)",
+            "not started: ram_role.c (create)",
+            "not started: ram_role.d (create)",
+        ]
     );
 }
 

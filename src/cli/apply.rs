@@ -90,6 +90,16 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             settings.owner
         );
     }
+    if let Some(region) = &plan.default_region
+        && region != &settings.region
+    {
+        anyhow::bail!(
+            "{}: the plan was made with region {region:?} (the region of projects that name \
+             none), these settings say {:?}; nothing was applied",
+            args.plan.display(),
+            settings.region
+        );
+    }
     if crate::lint::blocks_apply(&plan.findings) && !args.force {
         anyhow::bail!(
             "the saved plan has error findings; nothing was applied. Fix them, or pass --force"

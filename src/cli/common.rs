@@ -361,6 +361,9 @@ pub fn finish_apply(report: &crate::apply::ApplyReport) -> anyhow::Result<()> {
     for failure in report.root_failures() {
         say!("error: {failure}");
     }
+    for line in report.unfinished() {
+        say!("{line}");
+    }
     anyhow::bail!(
         "{} The next run picks up where this one stopped.",
         report.summary()

@@ -97,6 +97,7 @@ async fn run_import(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<i32
     }
     let steps = files::plan(&imported.documents, &args.out, &dir, args.force);
     check_distinct_paths(&steps)?;
+    check_inside_out(&args.out, &steps)?;
     for step in steps.iter().filter(|s| s.outcome.writes()) {
         files::write_atomic(&step.path, &step.content).with_context(|| {
             format!(
@@ -157,6 +158,38 @@ fn check_distinct_paths(steps: &[Step]) -> anyhow::Result<()> {
                 "internal error: {} and {other} would both be written to {}; nothing was written. Please report this bug",
                 s.address,
                 s.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every file is written under `--out` itself: a symbolic link inside it (a directory such as
+/// `roles -> /etc/...`, as a pull request can add) must not send a write elsewhere. The same
+/// rule as reading: the loader refuses such links (`E001`). Checked before anything is written.
+fn check_inside_out(out: &Path, steps: &[Step]) -> anyhow::Result<()> {
+    // Nothing exists yet, so nothing can lead out.
+    let Ok(root) = std::fs::canonicalize(out) else {
+        return Ok(());
+    };
+    for s in steps.iter().filter(|s| s.outcome.writes()) {
+        // The nearest directory on the way that exists decides where the file lands.
+        let Some(existing) = s.path.parent().and_then(|p| {
+            p.ancestors()
+                .find(|a| !a.as_os_str().is_empty() && a.exists())
+        }) else {
+            continue;
+        };
+        if let Ok(c) = std::fs::canonicalize(existing)
+            && !c.starts_with(&root)
+        {
+            anyhow::bail!(
+                "{}: {} is a symbolic link out of {} (to {}); import writes only inside the \
+                 output directory. Nothing was written: remove the link, or choose another --out",
+                s.address,
+                existing.display(),
+                out.display(),
+                c.display()
             );
         }
     }

@@ -56,10 +56,13 @@ pub struct GlobalArgs {
     /// Default region for IMM projects.
     #[arg(long, global = true)]
     pub region: Option<String>,
+    /// RAM API endpoint (`https://host[:port]`, `http://host[:port]` or `host[:port]`).
     #[arg(long, global = true)]
     pub endpoint_ram: Option<String>,
+    /// IMM API endpoint (default `imm.<region>.aliyuncs.com`).
     #[arg(long, global = true)]
     pub endpoint_imm: Option<String>,
+    /// STS API endpoint.
     #[arg(long, global = true)]
     pub endpoint_sts: Option<String>,
     /// Value of the `immctl-owner` tag on everything this repo manages.

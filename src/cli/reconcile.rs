@@ -120,7 +120,9 @@ async fn plan_and_apply(
         }
     }
     if let Some(out) = &args.out {
-        common::save_plan(plan, out)?;
+        let mut saved = plan.clone();
+        saved.default_region = Some(opts.default_region.clone());
+        common::save_plan(&saved, out)?;
         say!("immctl: plan saved to {}", out.display());
     }
     let changes = !plan.is_empty();

@@ -37,6 +37,11 @@ pub struct Plan {
     /// older plans without it still load, and readers that ignore it lose nothing.)
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub expanded_from: BTreeMap<Address, ExpandedFrom>,
+    /// The `region` setting (the region of projects that name none) of the run that saved
+    /// this plan file, so `immctl apply` under another region is refused as such rather than
+    /// as projects that "no longer exist". Only in saved plans; older ones lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_region: Option<String>,
 }
 
 /// The manifest a generated resource comes from.

@@ -632,6 +632,11 @@ fn ctrl_c_during_an_apply_finishes_the_calls_in_flight_and_the_next_run_converge
         "{err}"
     );
     assert!(err.contains("interrupted ("), "{err}");
+    // What was left is listed by address (the last project change cannot have started).
+    assert!(
+        err.contains("not started: imm_project.cn-hangzhou/media-archive (create)"),
+        "{err}"
+    );
     assert!(
         err.contains("The next run picks up where this one stopped."),
         "{err}"
@@ -831,6 +836,31 @@ fn usage_errors_exit_1_not_the_changes_code() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
         assert!(!out.stdout.is_empty(), "{args:?}: {}", text(&out));
     }
+    // Every option has a description: the endpoint flags used to show none.
+    for sub in [
+        "reconcile",
+        "emulator",
+        "import",
+        "run",
+        "apply",
+        "validate",
+    ] {
+        let out = immctl(d, &[sub, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        for flag in ["--endpoint-ram", "--endpoint-imm", "--endpoint-sts"] {
+            let line = help.lines().find(|l| l.contains(flag)).unwrap();
+            let after = line.split_once('>').map_or("", |(_, r)| r.trim());
+            let next = help
+                .lines()
+                .skip_while(|l| !l.contains(flag))
+                .nth(1)
+                .unwrap_or("");
+            assert!(
+                after.contains("endpoint") || next.contains("endpoint"),
+                "{sub} --help: {flag} has no description:\n{help}"
+            );
+        }
+    }
     assert!(!d.join(".immctl").exists(), "nothing ran");
 }
 
@@ -987,4 +1017,40 @@ fn a_plan_made_stale_by_a_resource_it_only_reads_is_refused_as_stale_naming_it()
         state["roles"]["media-app"]["policies"]
     );
     assert_eq!(after["policies"], state["policies"]);
+}
+
+/// A plan saved under one `region` setting and applied under another, with a project that
+/// names no region: refused as a different region. It used to be refused as a stale plan
+/// whose project "no longer exists", which sent the user looking at the account.
+#[test]
+fn apply_under_another_region_is_refused_naming_the_regions() {
+    let dir = workdir();
+    let d = dir.path();
+    let projects = d.join("manifests/projects.yaml");
+    let yaml = std::fs::read_to_string(&projects).unwrap();
+    std::fs::write(&projects, yaml.replace("  region: cn-hangzhou\n", "")).unwrap();
+    let out = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--adopt",
+            "--out",
+            "plan.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = immctl(
+        d,
+        &["apply", "plan.json", "--emulator", "--region", "cn-beijing"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"the plan was made with region "cn-hangzhou""#)
+            && err.contains(r#"these settings say "cn-beijing""#),
+        "{err}"
+    );
+    assert!(!err.contains("no longer exists"), "{err}");
 }

@@ -1231,3 +1231,37 @@ fn a_small_account_imports_as_the_golden_files_show() {
         ]
     );
 }
+
+/// A directory link inside `--out` that leads out of it (`roles -> ../elsewhere`) used to
+/// make import write the role manifests into the link's target. Now nothing is written.
+#[cfg(unix)]
+#[test]
+fn import_does_not_write_through_a_link_out_of_the_output_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("manifests")).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/manifests/demo-live-state.yaml"
+        ),
+        d.join("manifests/demo-live-state.yaml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::create_dir_all(d.join("elsewhere")).unwrap();
+    std::os::unix::fs::symlink("../elsewhere", d.join("out/roles")).unwrap();
+    let out = immctl(d, &["import", "--emulator", "--out", "out"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("a symbolic link out of out"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(d.join("elsewhere")).unwrap().count(),
+        0,
+        "import wrote through the link"
+    );
+    assert!(!d.join("out/policies").exists(), "nothing is written");
+}

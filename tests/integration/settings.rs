@@ -307,6 +307,78 @@ fn unknown_keys_in_a_yaml_file_are_rejected_naming_the_file() {
     assert_golden("unknown-keys-yaml", &err.to_string());
 }
 
+/// A huge max_concurrency used to pass and then panic in the client's semaphore at the
+/// first apply; now it is refused with the range.
+#[test]
+fn max_concurrency_out_of_range_explains_the_range() {
+    for bad in ["0", "1025", "18446744073709551615"] {
+        let text = error_text(
+            &SettingsInput::default(),
+            &[("IMMCTL_MAX_CONCURRENCY", bad)],
+        );
+        assert!(text.contains("a whole number from 1 to 1024"), "{text}");
+    }
+    let s = resolve(
+        &SettingsInput::default(),
+        env(&[("IMMCTL_MAX_CONCURRENCY", "1024")]),
+    )
+    .unwrap();
+    assert_eq!(s.client.max_concurrency, 1024);
+}
+
+/// A tiny rate_limit_scale used to pass, then panic (1e-300: the wait overflowed
+/// `Duration`) or hang for years (1e-9); now it is refused with the range.
+#[test]
+fn rate_limit_scale_too_small_explains_the_range() {
+    for bad in ["1e-300", "1e-9", "0.001", "0"] {
+        let text = error_text(
+            &SettingsInput::default(),
+            &[("IMMCTL_RATE_LIMIT_SCALE", bad)],
+        );
+        assert!(text.contains("a number from 0.01 up"), "{bad}: {text}");
+    }
+    let s = resolve(
+        &SettingsInput::default(),
+        env(&[("IMMCTL_RATE_LIMIT_SCALE", "0.01")]),
+    )
+    .unwrap();
+    assert_eq!(s.client.rate_limit_scale, 0.01);
+}
+
+/// `request_timeout: 0s` was refused as "expected a duration like 30s, 5m", which `0s` is:
+/// the message now says why (the range).
+#[test]
+fn a_zero_timeout_explains_the_range() {
+    for key in ["IMMCTL_REQUEST_TIMEOUT", "IMMCTL_CONNECT_TIMEOUT"] {
+        let text = error_text(&SettingsInput::default(), &[(key, "0s")]);
+        assert!(text.contains("expected a duration above 0"), "{text}");
+    }
+}
+
+/// YAML's special floats (`.nan`, `.inf`) are refused naming the key and line; the YAML
+/// reader's own message named neither ("Parsing .nan as floating point number failed").
+#[test]
+fn a_yaml_nan_or_infinity_names_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, key) in [
+        (".nan", "jitter"),
+        (".inf", "rate_limit_scale"),
+        ("-.inf", "jitter"),
+    ] {
+        let path = dir.path().join("s.yaml");
+        std::fs::write(&path, format!("region: cn-hangzhou\n{key}: {value}\n")).unwrap();
+        let input = SettingsInput {
+            config: Some(path.clone()),
+            ..SettingsInput::default()
+        };
+        let text = resolve(&input, env(&[])).unwrap_err().to_string();
+        assert!(
+            text.contains(&format!("line 2: {key}: {value} is not a finite number")),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn unknown_keys_in_a_toml_file_are_rejected_and_keys_are_case_sensitive() {
     assert_golden(
