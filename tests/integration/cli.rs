@@ -281,13 +281,20 @@ fn bad_flags_name_the_flag() {
     assert_stderr_has(&out, "--target \"media-app\"");
 }
 
+/// A child process killed (and reaped) when dropped, however the test ends: a failed
+/// assertion must not leave an emulator or a daemon running.
+pub(crate) struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// An `immctl emulator` process on a free loopback port with `state` (persisted in
-/// `dir/account.yaml`) and `extra` flags; returns it and its URL.
-pub(crate) fn emulator_process(
-    dir: &Path,
-    state: &str,
-    extra: &[&str],
-) -> (std::process::Child, String) {
+/// `dir/account.yaml`) and `extra` flags; returns it (killed when dropped) and its URL.
+pub(crate) fn emulator_process(dir: &Path, state: &str, extra: &[&str]) -> (KillOnDrop, String) {
     use std::io::BufRead;
     let state_file = dir.join("account.yaml");
     std::fs::write(&state_file, state).unwrap();
@@ -312,7 +319,7 @@ pub(crate) fn emulator_process(
     };
     // Keep draining its stderr so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, url)
+    (KillOnDrop(child), url)
 }
 
 /// Issue 8 point 3: before apply, preflight asks who the caller is and whether it may pass
@@ -322,7 +329,7 @@ pub(crate) fn emulator_process(
 fn preflight_refuses_a_caller_without_pass_role_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (mut emulator, url) = emulator_process(
+    let (emulator, url) = emulator_process(
         d,
         r#"
 accountId: "1234567890123456"
@@ -360,8 +367,7 @@ roles:
         .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "dev-secret-value")
         .output()
         .unwrap();
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
     // The emulator persists every change before it answers.
     let state: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(d.join("account.yaml")).unwrap()).unwrap();
@@ -586,7 +592,7 @@ fn ctrl_c_during_an_apply_finishes_the_calls_in_flight_and_the_next_run_converge
     let d = dir.path();
     // The demo account, answering slowly enough to interrupt an apply in the middle.
     let account = std::fs::read_to_string("manifests/demo-live-state.yaml").unwrap();
-    let (mut emulator, url) = emulator_process(d, &account, &["--latency", "300ms"]);
+    let (emulator, url) = emulator_process(d, &account, &["--latency", "300ms"]);
     let run = |extra: &[&str]| {
         let mut c = command(d);
         c.args(["reconcile", "--adopt"])
@@ -649,8 +655,7 @@ fn ctrl_c_during_an_apply_finishes_the_calls_in_flight_and_the_next_run_converge
     let out = run(&["--dry-run", "--detailed-exitcode"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_stdout_has(&out, "No changes");
-    let _ = emulator.kill();
-    let _ = emulator.wait();
+    drop(emulator);
 }
 
 /// An endpoint given with `--emulator` cannot be used: it is named in a warning instead of
@@ -742,14 +747,6 @@ fn a_second_embedded_emulator_on_the_same_state_is_refused() {
     use std::io::BufRead;
     let dir = workdir();
     let d = dir.path();
-    /// Kills the daemon however the test ends (a failed assertion must not leave it running).
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut daemon = command(d)
         .args([
             "run",
