@@ -167,6 +167,13 @@ fn push_unique(
     }
 }
 
+/// A hidden entry the walk skips (`.git`, `.github`). Not the `..data` and `..<timestamp>`
+/// directories a Kubernetes ConfigMap volume is made of: its files are links into them.
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name.starts_with('.') && !name.starts_with("..")
+}
+
 fn is_manifest_name(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
@@ -216,26 +223,36 @@ fn walk(
                 continue;
             }
         };
-        // Only a link can lead out of the tree: check where each one resolves.
+        // Only a link can lead out of the tree, or into a hidden part of it that the walk
+        // skips (`x.yaml -> .git/config`, where CI keeps a token): check where each resolves.
         let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         if is_link
             && let Some(root) = inside
             && (meta.is_dir() || is_manifest_name(&name))
-            && !std::fs::canonicalize(&path).is_ok_and(|c| c.starts_with(root))
         {
-            diags.push(Diagnostic::error(
-                codes::UNREADABLE,
-                None,
-                None,
-                format!(
-                    "{}: a symbolic link out of the directory given ({}); it was not read. \
-                     immctl reads only what lies inside the paths it is given: pass the link's \
-                     target as another path",
-                    path.display(),
-                    root.display()
-                ),
-            ));
-            continue;
+            let target = std::fs::canonicalize(&path).ok();
+            let why = match target.as_deref().and_then(|c| c.strip_prefix(root).ok()) {
+                None => Some("out of the directory given"),
+                Some(rel) if rel.components().any(|c| is_hidden(c.as_os_str())) => {
+                    Some("into a hidden path of the directory given")
+                }
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                diags.push(Diagnostic::error(
+                    codes::UNREADABLE,
+                    None,
+                    None,
+                    format!(
+                        "{}: a symbolic link {why} ({}); it was not read. immctl reads only \
+                         what lies inside the paths it is given, hidden entries excepted: pass \
+                         the link's target as another path",
+                        path.display(),
+                        root.display()
+                    ),
+                ));
+                continue;
+            }
         }
         if meta.is_dir() {
             let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());

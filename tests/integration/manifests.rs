@@ -458,6 +458,55 @@ fn a_symbolic_link_out_of_the_manifest_directory_is_refused_and_never_read() {
     );
 }
 
+/// A link into a hidden part of the tree (`x.yaml -> .git/config`, where CI checkouts keep a
+/// token) is refused like a link out: the walk skips hidden entries, and a link must not
+/// reach one. The `..data` / `..<timestamp>` directories of a ConfigMap volume are not
+/// hidden in that sense: a ConfigMap mount still loads.
+#[cfg(unix)]
+#[test]
+fn a_link_into_a_hidden_path_is_refused_and_a_configmap_volume_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "AUTHORIZATION: basic c2VjcmV0LXRva2Vu";
+    let m = dir.path().join("m");
+    std::fs::create_dir_all(m.join(".git")).unwrap();
+    std::fs::write(
+        m.join(".git/config"),
+        format!("[http]\n\textraheader = {secret}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(".git/config", m.join("git.yaml")).unwrap();
+    // A ConfigMap volume: cm.yaml -> ..data/cm.yaml, ..data -> ..2026_12_04_00_00_00.1
+    let stamp = m.join("..2026_12_04_00_00_00.1");
+    std::fs::create_dir_all(&stamp).unwrap();
+    let policy = "apiVersion: immctl/v1\nkind: Policy\nmetadata:\n  name: cm\nspec:\n  document:\n    Version: \"1\"\n    Statement: [{Effect: Allow, Action: \"oss:GetObject\", Resource: \"*\"}]\n";
+    std::fs::write(stamp.join("cm.yaml"), policy).unwrap();
+    std::os::unix::fs::symlink("..2026_12_04_00_00_00.1", m.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/cm.yaml", m.join("cm.yaml")).unwrap();
+
+    let loaded = manifest::load(std::slice::from_ref(&m), &opts());
+    let errors: Vec<&manifest::Diagnostic> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == manifest::Severity::Error)
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0].code, "E001");
+    assert!(
+        errors[0].message.starts_with(&format!(
+            "{}: a symbolic link into a hidden path",
+            m.join("git.yaml").display()
+        )),
+        "{}",
+        errors[0].message
+    );
+    assert!(!errors[0].message.contains(secret));
+    assert!(
+        loaded.desired.policies.contains_key("cm"),
+        "{:?}",
+        loaded.diagnostics
+    );
+}
+
 #[test]
 fn discovery_skips_hidden_entries_follows_links_and_reads_a_file_once() {
     let dir = tempfile::tempdir().unwrap();
