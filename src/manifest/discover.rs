@@ -169,7 +169,7 @@ fn push_unique(
 
 /// A hidden entry the walk skips (`.git`, `.github`). Not the `..data` and `..<timestamp>`
 /// directories a Kubernetes ConfigMap volume is made of: its files are links into them.
-fn is_hidden(name: &std::ffi::OsStr) -> bool {
+pub(crate) fn is_hidden(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
     name.starts_with('.') && !name.starts_with("..")
 }

@@ -1303,12 +1303,20 @@ fn inside_root(root: &Path, file: &str, full: &Path) -> Result<(), String> {
     let Ok(target) = std::fs::canonicalize(full) else {
         return Ok(());
     };
-    let inside = std::fs::canonicalize(root).is_ok_and(|r| target.starts_with(r));
-    if !inside {
+    let canon_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let Ok(rel) = target.strip_prefix(&canon_root) else {
         return Err(format!(
             "documentFile {file}: resolves to a file outside {}, the directory this manifest \
              was found in; a documentFile must stay inside it (move the JSON file there, or \
              pass a directory that holds both)",
+            root.display()
+        ));
+    };
+    // Hidden entries are not manifests' to read (`.git/config` holds CI's token).
+    if rel.components().any(|c| discover::is_hidden(c.as_os_str())) {
+        return Err(format!(
+            "documentFile {file}: resolves into a hidden path of {} (like .git); a \
+             documentFile must not name one",
             root.display()
         ));
     }

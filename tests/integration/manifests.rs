@@ -316,7 +316,15 @@ fn a_document_file_outside_the_manifest_directory_is_refused_and_never_quoted() 
             "---\napiVersion: immctl/v1\nkind: Policy\nmetadata:\n  name: {name}\nspec:\n  documentFile: {file}\n"
         )
     };
+    // A hidden file inside the directory (`.git/config` holds CI's token) is not one either.
+    std::fs::create_dir_all(m.join(".git")).unwrap();
+    std::fs::write(
+        m.join(".git/config"),
+        format!("[http]\n\tsecret = {secret}\n"),
+    )
+    .unwrap();
     let mut text = policy("up", "../config.json");
+    text += &policy("hidden", ".git/config");
     text += &policy("absolute", outside.to_str().unwrap());
     text += &policy("a-directory", "sub");
     // Inside the directory, through a subdirectory and back: allowed.
@@ -348,6 +356,7 @@ fn a_document_file_outside_the_manifest_directory_is_refused_and_never_quoted() 
     let mut expected = vec![
         "ram_policy.a-directory",
         "ram_policy.absolute",
+        "ram_policy.hidden",
         "ram_policy.up",
     ];
     if cfg!(unix) {
@@ -361,6 +370,7 @@ fn a_document_file_outside_the_manifest_directory_is_refused_and_never_quoted() 
         let why = match name.as_str() {
             "ram_policy.absolute" => "an absolute path",
             "ram_policy.a-directory" => "is not a regular file",
+            "ram_policy.hidden" => "resolves into a hidden path",
             _ => "resolves to a file outside",
         };
         assert!(message.contains(why), "{name}: {message}");
