@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::reconcile::report_pass_error;
 use super::{GlobalArgs, common};
-use crate::apply::{changed_reads, check_replanned, check_stale};
+use crate::apply::{StaleResource, changed_reads, check_replanned, check_stale};
 use crate::live;
 use crate::plan::{FORMAT_VERSION, Plan, live_fingerprints};
 use crate::reconcile::{self, PassOptions};
@@ -70,6 +70,18 @@ fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
+/// Print each reason a saved plan is stale; the error that refuses it.
+fn refuse_stale(plan_file: &std::path::Path, stale: &[StaleResource]) -> anyhow::Error {
+    for s in stale {
+        say!("error: stale plan: {s}");
+    }
+    anyhow::anyhow!(
+        "{}: refused: {} thing(s) changed since the plan was made; nothing was applied. Re-plan with `immctl reconcile --out`",
+        plan_file.display(),
+        stale.len()
+    )
+}
+
 async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let plan = read_plan(&args.plan)?;
     let settings = common::resolve_settings(global, |_| {})?;
@@ -118,14 +130,7 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             .context("reading the live state to check the plan is still current")?;
         let fresh = live_fingerprints(&live);
         if let Err(stale) = check_stale(&plan, &fresh, &loaded.desired) {
-            for s in &stale {
-                say!("error: stale plan: {s}");
-            }
-            anyhow::bail!(
-                "{}: refused: {} thing(s) changed since the plan was made; nothing was applied. Re-plan with `immctl reconcile --out`",
-                args.plan.display(),
-                stale.len()
-            );
+            return Err(refuse_stale(&args.plan, &stale));
         }
         // Manifests and live state are as planned: planning again must give this very plan.
         let replanned = reconcile::plan_for(&loaded, &live, &plan.settings);
@@ -134,14 +139,7 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             // again differs. Name it as stale.
             let moved = changed_reads(&plan, &fresh);
             if !moved.is_empty() {
-                for s in &moved {
-                    say!("error: stale plan: {s}");
-                }
-                anyhow::bail!(
-                    "{}: refused: {} thing(s) changed since the plan was made; nothing was applied. Re-plan with `immctl reconcile --out`",
-                    args.plan.display(),
-                    moved.len()
-                );
+                return Err(refuse_stale(&args.plan, &moved));
             }
             for e in &edited {
                 say!("error: edited plan: {e}");

@@ -18,6 +18,22 @@ use immctl::manifest::{self, LoadOptions, PolicyType};
 
 const BAD: &str = "tests/manifests/bad";
 
+/// `immctl validate PATH` as a user runs it: its exit code, and stdout then stderr.
+fn immctl_validate(path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .arg("validate")
+        .arg(path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
 fn opts() -> LoadOptions {
     LoadOptions {
         default_region: "cn-hangzhou".into(),
@@ -378,18 +394,8 @@ fn a_document_file_outside_the_manifest_directory_is_refused_and_never_quoted() 
     assert!(loaded.desired.policies.contains_key("fine"));
 
     // Nothing of the outside file in what `immctl validate` prints.
-    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
-        .arg("validate")
-        .arg(&m)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, text) = immctl_validate(&m);
+    assert_eq!(code, Some(1));
     assert!(text.contains("E107"), "{text}");
     assert!(!text.contains(secret), "{text}");
     assert!(!text.contains("access_key_secret"), "{text}");
@@ -442,18 +448,8 @@ fn a_symbolic_link_out_of_the_manifest_directory_is_refused_and_never_read() {
     // The inside link is the same file as team/p.yaml: read once, no error.
     assert!(loaded.desired.policies.contains_key("p"));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_immctl"))
-        .arg("validate")
-        .arg(&m)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, text) = immctl_validate(&m);
+    assert_eq!(code, Some(1));
     assert!(!text.contains(secret), "{text}");
 
     // Given as a path of its own, the link's target is read (and its error quoted).
