@@ -374,7 +374,7 @@ pub async fn execute<R: OpRunner>(
                     address: change.address.clone(),
                     action: change.action,
                 });
-                if let Err(why) = guard::check_change(change, &plan.owner) {
+                if let Err(why) = guard::check_change(change, plan.owner()) {
                     let action = change
                         .ops
                         .iter()

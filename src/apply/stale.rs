@@ -289,7 +289,6 @@ mod tests {
     fn plan() -> Plan {
         Plan {
             format_version: FORMAT_VERSION,
-            owner: "default".into(),
             settings: crate::plan::PlanSettings::default(),
             changes: vec![
                 change(Address::role("a"), Some("fa")),

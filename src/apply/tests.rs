@@ -120,7 +120,6 @@ fn delete_role(name: &str) -> Change {
 fn plan(changes: Vec<Change>) -> Plan {
     Plan {
         format_version: FORMAT_VERSION,
-        owner: "default".into(),
         settings: crate::plan::PlanSettings::default(),
         changes,
         findings: vec![],

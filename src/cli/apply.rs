@@ -86,19 +86,11 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let plan = read_plan(&args.plan)?;
     let settings = common::resolve_settings(global, |_| {})?;
     super::logging::init(settings.log_format, settings.verbosity);
-    if plan.settings.owner != plan.owner {
-        anyhow::bail!(
-            "{}: the plan is inconsistent: made for owner {:?} but planned with owner {:?}; re-plan with `immctl reconcile --out`",
-            args.plan.display(),
-            plan.owner,
-            plan.settings.owner
-        );
-    }
-    if plan.owner != settings.owner {
+    if plan.owner() != settings.owner {
         anyhow::bail!(
             "{}: the plan was made for owner {:?}, these settings say {:?}",
             args.plan.display(),
-            plan.owner,
+            plan.owner(),
             settings.owner
         );
     }

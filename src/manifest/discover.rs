@@ -21,8 +21,9 @@
 //! manifest file is a few kilobytes; RAM caps a policy document at 6 KiB). The read itself is
 //! capped too (the file may grow meanwhile). Text must be UTF-8; a NUL byte means binary.
 //!
-//! The digest ([`digest`]) covers the relative path (under the given root) and bytes of every
-//! file read, sorted, so `manifests`, `manifests/` and `./manifests` give the same digest.
+//! The digest ([`digest_of`] the [`file_digests`]) covers the relative path (under the given
+//! root) and bytes of every file read, sorted, so `manifests`, `manifests/` and
+//! `./manifests` give the same digest. Each file is hashed once.
 //!
 //! Must not: parse YAML (see `yaml.rs`).
 
@@ -198,12 +199,20 @@ fn walk(
             return;
         }
     };
-    let mut names: Vec<(String, PathBuf)> = entries
+    // The entry's own type comes with the listing (no extra stat): is it a link?
+    let mut names: Vec<(String, PathBuf, bool)> = entries
         .filter_map(Result::ok)
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .map(|e| {
+            let is_link = e.file_type().is_ok_and(|t| t.is_symlink());
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.path(),
+                is_link,
+            )
+        })
         .collect();
     names.sort();
-    for (name, path) in names {
+    for (name, path, is_link) in names {
         if name.starts_with('.') {
             continue;
         }
@@ -225,7 +234,6 @@ fn walk(
         };
         // Only a link can lead out of the tree, or into a hidden part of it that the walk
         // skips (`x.yaml -> .git/config`, where CI keeps a token): check where each resolves.
-        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         if is_link
             && let Some(root) = inside
             && (meta.is_dir() || is_manifest_name(&name))
@@ -386,27 +394,25 @@ pub fn read_error_diagnostic(path: &Path, e: &ReadError) -> Diagnostic {
     }
 }
 
-/// Hex SHA-256 over `(key, bytes)` entries, sorted, each length-prefixed so that no two
-/// different sets hash alike.
-pub fn digest(entries: &[(String, Vec<u8>)]) -> String {
-    let mut sorted: Vec<&(String, Vec<u8>)> = entries.iter().collect();
-    sorted.sort();
-    let mut h = Sha256::new();
-    for (key, bytes) in sorted {
-        h.update((key.len() as u64).to_be_bytes());
-        h.update(key.as_bytes());
-        h.update((bytes.len() as u64).to_be_bytes());
-        h.update(bytes);
-    }
-    hex::encode(h.finalize())
-}
-
-/// Hex SHA-256 of each entry's bytes, by key (the per-file view of [`digest`]).
+/// Hex SHA-256 of each entry's bytes, by key. Each file is hashed once; the digest of the
+/// whole set is made from these ([`digest_of`]).
 pub fn file_digests(entries: &[(String, Vec<u8>)]) -> std::collections::BTreeMap<String, String> {
     entries
         .iter()
         .map(|(key, bytes)| (key.clone(), hex::encode(Sha256::digest(bytes))))
         .collect()
+}
+
+/// Hex SHA-256 over per-file digests in key order, each key length-prefixed so that no two
+/// different sets hash alike (the file digests have a fixed length).
+pub fn digest_of(files: &std::collections::BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (key, file) in files {
+        h.update((key.len() as u64).to_be_bytes());
+        h.update(key.as_bytes());
+        h.update(file.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]
@@ -454,6 +460,7 @@ mod tests {
 
     #[test]
     fn digest_ignores_entry_order_but_not_content_or_names() {
+        let digest = |entries: &[(String, Vec<u8>)]| digest_of(&file_digests(entries));
         let a = ("a.yaml".to_string(), b"x".to_vec());
         let b = ("b.yaml".to_string(), b"y".to_vec());
         assert_eq!(

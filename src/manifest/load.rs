@@ -1199,8 +1199,8 @@ impl Loader<'_> {
         }
         self.diags.extend(extra);
 
-        desired.digest = discover::digest(&self.digest);
         desired.file_digests = discover::file_digests(&self.digest);
+        desired.digest = discover::digest_of(&desired.file_digests);
         sort_diagnostics(&mut self.diags);
         cap_per_file(&mut self.diags);
         Loaded {

@@ -141,10 +141,11 @@ pub fn check(plan: &Plan) -> Result<(), Vec<String>> {
         if c.action == Action::Delete {
             check_delete_evidence(plan, c, i, &before_me, &mut errs);
         }
-        if c.action == Action::Adopt && !first_op_tags_owner(c, &plan.owner) {
+        if c.action == Action::Adopt && !first_op_tags_owner(c, plan.owner()) {
             errs.push(format!(
                 "{}: adopt does not start by tagging {OWNER_TAG_KEY}={}",
-                c.address, plan.owner
+                c.address,
+                plan.owner()
             ));
         }
     }
@@ -188,7 +189,7 @@ fn check_delete_evidence(
         errs.push(format!("{}: delete without a before value", c.address));
         return;
     };
-    let owner = plan.owner.as_str();
+    let owner = plan.owner();
     if c.address.as_str().starts_with("ram_role_policy.") {
         let role = before["role"].as_str().unwrap_or_default();
         let owned = before["role_owner"].as_str() == Some(owner);

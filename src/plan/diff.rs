@@ -133,7 +133,6 @@ pub fn diff(desired: &Desired, live: &Live, settings: &PlanSettings) -> Plan {
     let expanded_from = expansion_origins(desired, &changes);
     Plan {
         format_version: FORMAT_VERSION,
-        owner: settings.owner.clone(),
         settings: settings.clone(),
         changes,
         findings,

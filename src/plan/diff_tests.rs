@@ -569,7 +569,7 @@ fn check_catches_broken_plans() {
     dup.changes.push(dup.changes[0].clone());
     assert!(check(&dup).is_err());
     let mut foreign = good.clone();
-    foreign.owner = "someone-else".into();
+    foreign.settings.owner = "someone-else".into();
     let errs = check(&foreign).unwrap_err();
     assert!(errs.iter().any(|e| e.contains("owner tag")), "{errs:?}");
 }

@@ -14,9 +14,8 @@ pub const FORMAT_VERSION: u32 = 2;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub format_version: u32,
-    /// The `immctl-owner` tag value this plan was made for.
-    pub owner: String,
-    /// The flags it was planned with (`--adopt`, `--prune`, `--target` ...). `immctl apply`
+    /// The flags it was planned with (`--adopt`, `--prune`, `--target` ..., and the
+    /// `immctl-owner` tag value it was made for: [`Plan::owner`]). `immctl apply`
     /// plans again with them and refuses a file whose changes or findings differ from what
     /// the manifests and the live state produce (a plan edited by hand). Added in format 2.
     pub settings: PlanSettings,
@@ -61,6 +60,11 @@ impl std::fmt::Display for ExpandedFrom {
 }
 
 impl Plan {
+    /// The `immctl-owner` tag value this plan was made for.
+    pub fn owner(&self) -> &str {
+        &self.settings.owner
+    }
+
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
     }

@@ -31,7 +31,7 @@ fn cell(s: &str) -> String {
 
 /// Render `plan` as Markdown.
 pub fn render_markdown(plan: &Plan, w: &mut impl Write) -> io::Result<()> {
-    writeln!(w, "## immctl plan (owner `{}`)", plan.owner)?;
+    writeln!(w, "## immctl plan (owner `{}`)", plan.owner())?;
     writeln!(w)?;
     let s = plan.summary();
     if plan.changes.is_empty() {
