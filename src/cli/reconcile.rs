@@ -102,9 +102,12 @@ async fn plan_and_apply(
     opts: &PassOptions,
     args: &ReconcileArgs,
 ) -> anyhow::Result<i32> {
-    let planned = reconcile::plan_loaded(&cloud.client, loaded, opts)
+    let mut planned = reconcile::plan_loaded(&cloud.client, loaded, opts)
         .await
         .map_err(report_pass_error)?;
+    // Recorded for `immctl apply` (another region there is refused as such); the JSON on
+    // stdout is the same plan as the file `--out` saves.
+    planned.plan.default_region = Some(opts.default_region.clone());
     let plan = &planned.plan;
     check_targets_exist(&opts.plan.targets, &planned.loaded.desired, plan)?;
     if let Err(e) = common::print_plan(plan, args.format) {
@@ -120,9 +123,7 @@ async fn plan_and_apply(
         }
     }
     if let Some(out) = &args.out {
-        let mut saved = plan.clone();
-        saved.default_region = Some(opts.default_region.clone());
-        common::save_plan(&saved, out)?;
+        common::save_plan(plan, out)?;
         say!("immctl: plan saved to {}", out.display());
     }
     let changes = !plan.is_empty();

@@ -38,7 +38,8 @@ pub struct Plan {
     pub expanded_from: BTreeMap<Address, ExpandedFrom>,
     /// The `region` setting (the region of projects that name none) of the run that saved
     /// this plan file, so `immctl apply` under another region is refused as such rather than
-    /// as projects that "no longer exist". Only in saved plans; older ones lack it.
+    /// as projects that "no longer exist". Set by `immctl reconcile` (so in saved plans and
+    /// its JSON output); plans saved before it existed lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_region: Option<String>,
 }
