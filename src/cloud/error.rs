@@ -138,19 +138,27 @@ impl ApiError {
     }
 }
 
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} {}", self.action, self.status, self.code)?;
+impl ApiError {
+    /// What went wrong, without the action: `409 EntityAlreadyExists.Role: <Message>
+    /// (RequestId 6A1F…)` and the hint, if any. Display is `<action>: <detail>`.
+    pub fn detail(&self) -> String {
+        let mut s = format!("{} {}", self.status, self.code);
         if !self.message.is_empty() {
-            write!(f, ": {}", self.message)?;
+            s.push_str(&format!(": {}", self.message));
         }
         if !self.request_id.is_empty() {
-            write!(f, " (RequestId {})", self.request_id)?;
+            s.push_str(&format!(" (RequestId {})", self.request_id));
         }
         if let Some(hint) = self.hint() {
-            write!(f, "; {hint}")?;
+            s.push_str(&format!("; {hint}"));
         }
-        Ok(())
+        s
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.action, self.detail())
     }
 }
 
@@ -172,27 +180,22 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Everything a call can fail with.
-#[derive(Debug, thiserror::Error)]
+/// Everything a call can fail with. Display is `<action>: <detail>` ([`Error::detail`]), so a
+/// caller that names the action itself (with more context, e.g. the resource address) shows
+/// the detail alone instead of cutting the action off the text.
+#[derive(Debug)]
 pub enum Error {
     /// The service answered with an error envelope. Boxed: the envelope is large and errors
     /// travel in every `Result` of the client.
-    #[error(transparent)]
     Api(Box<ApiError>),
     /// Connection refused / reset / dropped, TLS failure, body cut short (after retries).
-    #[error("{action}: transport error: {}", chain(source))]
     Transport {
         action: String,
         /// Stripped of its URL (the query carries the signature).
-        #[source]
         source: reqwest::Error,
     },
     /// No connection within the connect timeout, or no answer within the request timeout
     /// (after retries).
-    #[error(
-        "{action}: {} within {after:?}",
-        if *connecting { "could not connect" } else { "no answer" }
-    )]
     Timeout {
         action: String,
         after: Duration,
@@ -200,27 +203,41 @@ pub enum Error {
         connecting: bool,
     },
     /// A 2xx answer whose body is not the JSON we expect.
-    #[error("{action}: cannot decode the answer (RequestId {request_id}): {source}")]
     Decode {
         action: String,
         request_id: String,
-        #[source]
         source: serde_json::Error,
     },
     /// No usable credentials.
-    #[error("{action}: {source}")]
     Credentials {
         action: String,
-        #[source]
         source: CredentialsError,
     },
     /// A misconfigured endpoint or similar local problem.
-    #[error("{action}: {message}")]
     Config { action: String, message: String },
     /// A paginated list did not advance (the service handed back a `Marker` / `NextToken`
     /// already seen): stopping is safer than looping or returning a partial list.
-    #[error("{action}: pagination did not advance (token {token:?} came back twice)")]
     Pagination { action: String, token: String },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.action(), self.detail())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // The envelope is the whole story (it had no source of its own when it was
+            // `#[error(transparent)]` either).
+            Error::Api(_) => None,
+            Error::Transport { source, .. } => Some(source),
+            Error::Decode { source, .. } => Some(source),
+            Error::Credentials { source, .. } => Some(source),
+            Error::Timeout { .. } | Error::Config { .. } | Error::Pagination { .. } => None,
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -232,6 +249,32 @@ impl From<ApiError> for Error {
 }
 
 impl Error {
+    /// What went wrong, without the action (see the type's docs).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Api(e) => e.detail(),
+            Error::Transport { source, .. } => format!("transport error: {}", chain(source)),
+            Error::Timeout {
+                after, connecting, ..
+            } => format!(
+                "{} within {after:?}",
+                if *connecting {
+                    "could not connect"
+                } else {
+                    "no answer"
+                }
+            ),
+            Error::Decode {
+                request_id, source, ..
+            } => format!("cannot decode the answer (RequestId {request_id}): {source}"),
+            Error::Credentials { source, .. } => source.to_string(),
+            Error::Config { message, .. } => message.clone(),
+            Error::Pagination { token, .. } => {
+                format!("pagination did not advance (token {token:?} came back twice)")
+            }
+        }
+    }
+
     /// The API error, when the service answered with one.
     pub fn api(&self) -> Option<&ApiError> {
         match self {
@@ -338,6 +381,55 @@ mod tests {
             "CreateRole: 409 EntityAlreadyExists.Role: The role does already EXIST. \
              (RequestId 6A1F0000-1111-2222-3333-444455556666)"
         );
+    }
+
+    /// Every variant shows as `<action>: <detail>`, and the detail never repeats the action:
+    /// callers that name the action themselves (fetch errors, with the address) use the
+    /// detail alone. The action here is one that also appears inside a message, so a
+    /// string-prefix cut would be caught out.
+    #[test]
+    fn display_is_the_action_then_the_detail() {
+        let decode_source = serde_json::from_str::<u8>("x").unwrap_err();
+        let all = [
+            Error::from(api(409, "EntityAlreadyExists.Role")),
+            Error::Timeout {
+                action: "GetRole".into(),
+                after: Duration::from_secs(3),
+                connecting: true,
+            },
+            Error::Decode {
+                action: "GetRole".into(),
+                request_id: "R1".into(),
+                source: decode_source,
+            },
+            Error::Credentials {
+                action: "GetRole".into(),
+                source: CredentialsError::Chain(vec!["env: not set".into()]),
+            },
+            Error::Config {
+                action: "GetRole".into(),
+                message: "GetRole: endpoint has no host".into(),
+            },
+            Error::Pagination {
+                action: "ListRoles".into(),
+                token: "m1".into(),
+            },
+        ];
+        let details = [
+            "409 EntityAlreadyExists.Role: The role does already EXIST. \
+             (RequestId 6A1F0000-1111-2222-3333-444455556666)",
+            "could not connect within 3s",
+            "cannot decode the answer (RequestId R1): expected value at line 1 column 1",
+            "no credentials found; every source failed: env: not set",
+            "GetRole: endpoint has no host",
+            "pagination did not advance (token \"m1\" came back twice)",
+        ];
+        for (e, detail) in all.iter().zip(details) {
+            assert_eq!(e.detail(), detail);
+            assert_eq!(e.to_string(), format!("{}: {detail}", e.action()));
+        }
+        assert!(std::error::Error::source(&all[2]).is_some());
+        assert!(std::error::Error::source(&all[0]).is_none());
     }
 
     /// The retry table: what is retried and what never is, by Code (and HTTP status only

@@ -168,7 +168,7 @@ impl Scope {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The API call failed (after the client's retries).
-    #[error("{action} {address}: {}", describe(action, source))]
+    #[error("{action} {address}: {}", source.detail())]
     Read {
         action: &'static str,
         address: String,
@@ -192,33 +192,6 @@ impl FetchError {
         match self {
             FetchError::Read { source, .. } => Some(source.as_ref()),
             FetchError::Document { .. } => None,
-        }
-    }
-}
-
-/// `404 EntityNotExist.Role: msg (RequestId X)`: the cloud error without its action (which
-/// the fetch error names before the address).
-fn describe(action: &str, e: &cloud::Error) -> String {
-    match e.api() {
-        Some(a) => {
-            let mut s = format!("{} {}", a.status, a.code);
-            if !a.message.is_empty() {
-                s.push_str(&format!(": {}", a.message));
-            }
-            if !a.request_id.is_empty() {
-                s.push_str(&format!(" (RequestId {})", a.request_id));
-            }
-            if let Some(hint) = a.hint() {
-                s.push_str(&format!("; {hint}"));
-            }
-            s
-        }
-        None => {
-            let text = e.to_string();
-            match text.strip_prefix(action).and_then(|t| t.strip_prefix(": ")) {
-                Some(rest) => rest.to_string(),
-                None => text,
-            }
         }
     }
 }
