@@ -11,7 +11,11 @@ use crate::manifest::{Address, PolicyRef, ProjectKey, ProjectLimits, Tags};
 /// Bumped whenever a consumer of the JSON form would break.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// Every struct of the saved form refuses unknown fields: `immctl apply` reads only plans of
+/// its own `format_version`, so a field it does not know is an edit (or a plan from another
+/// build), never something to skip silently.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     pub format_version: u32,
     /// The flags it was planned with (`--adopt`, `--prune`, `--target` ..., and the
@@ -46,6 +50,7 @@ pub struct Plan {
 
 /// The manifest a generated resource comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExpandedFrom {
     /// `ImmServiceRole`.
     pub kind: String,
@@ -111,7 +116,7 @@ impl std::fmt::Display for Summary {
 
 /// How to plan: the knobs that come from settings and flags (never from manifests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PlanSettings {
     /// Value of the `immctl-owner` tag this run owns.
     pub owner: String,
@@ -173,6 +178,7 @@ impl std::fmt::Display for Action {
 
 /// One resource's change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Change {
     pub address: Address,
     pub action: Action,
@@ -191,6 +197,7 @@ pub struct Change {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Reason {
     /// Stable machine code, e.g. `missing`, `trust_policy`, `description`, `prune`.
     pub code: String,
@@ -224,6 +231,7 @@ impl std::fmt::Display for Severity {
 
 /// A lint or planner finding. `Error` findings block apply unless forced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Finding {
     /// Stable code, e.g. `IMM001`.
     pub code: String,
@@ -244,7 +252,7 @@ pub enum TagResourceType {
 
 /// One API operation. Documents are carried as compact canonical JSON text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op")]
+#[serde(tag = "op", deny_unknown_fields)]
 pub enum Op {
     CreatePolicy {
         name: String,

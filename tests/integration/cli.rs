@@ -541,6 +541,23 @@ fn a_plan_file_edited_by_hand_is_refused_and_nothing_is_applied() {
         "planning again changes it, but the plan file does not",
     );
 
+    // 4. A field this immctl does not know, added to a change (here one a reader might take
+    //    for a switch): refused by name, with its line, before anything is contacted.
+    let mut edited = original.clone();
+    edited["changes"][0]["skip_read_back"] = true.into();
+    std::fs::write(
+        d.join("edited.json"),
+        serde_json::to_string_pretty(&edited).unwrap(),
+    )
+    .unwrap();
+    let out = immctl(d, &["apply", "--emulator", "edited.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_stderr_has(&out, "edited.json: not a valid immctl plan");
+    assert_stderr_has(&out, "unknown field `skip_read_back`");
+    assert_stderr_has(&out, " at line ");
+    let state = std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap();
+    assert_eq!(state, state_before, "an edited plan changed the account");
+
     // The file as saved is still refused for its finding, and applies with --force.
     let out = immctl(d, &["apply", "--emulator", "plan.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
