@@ -246,6 +246,65 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     );
 }
 
+/// `--out` replaces an earlier plan, never another file: `--out manifests/roles.yaml` used to
+/// overwrite that manifest with the plan's JSON, and `--out .immctl/emulator-state.json` the
+/// emulator's whole account (the next run could not start it).
+#[test]
+fn out_refuses_to_overwrite_a_file_that_is_not_a_plan() {
+    let dir = workdir();
+    let d = dir.path();
+    let roles = std::fs::read_to_string(d.join("manifests/roles.yaml")).unwrap();
+    let clobber = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--out",
+            "manifests/roles.yaml",
+        ],
+    );
+    assert_eq!(clobber.status.code(), Some(1), "{}", text(&clobber));
+    assert_stderr_has(
+        &clobber,
+        "--out manifests/roles.yaml: exists and is not an immctl plan; refusing to overwrite it",
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("manifests/roles.yaml")).unwrap(),
+        roles
+    );
+
+    // The same for the emulator's state, made by a first run.
+    let first = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let state = std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap();
+    let clobber = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--out",
+            ".immctl/emulator-state.json",
+        ],
+    );
+    assert_eq!(clobber.status.code(), Some(1), "{}", text(&clobber));
+    assert_stderr_has(&clobber, "refusing to overwrite it");
+    assert_eq!(
+        std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap(),
+        state,
+        "nothing was applied and the state file is untouched"
+    );
+
+    // An earlier plan is replaced as before.
+    for _ in 0..2 {
+        let saved = immctl(
+            d,
+            &["reconcile", "--emulator", "--dry-run", "--out", "plan.json"],
+        );
+        assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    }
+}
+
 #[test]
 fn invalid_manifests_exit_1_and_nothing_is_contacted() {
     let dir = workdir();
