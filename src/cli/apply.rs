@@ -65,8 +65,13 @@ fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
     }
     let plan: Plan = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a valid immctl plan", path.display()))?;
-    crate::plan::check(&plan)
-        .map_err(|e| anyhow::anyhow!("{}: the plan is inconsistent: {e:?}", path.display()))?;
+    crate::plan::check(&plan).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the plan is inconsistent: {}; save a plan with `immctl reconcile --out`",
+            path.display(),
+            e.join("; ")
+        )
+    })?;
     Ok(plan)
 }
 

@@ -797,6 +797,36 @@ fn a_truncated_plan_file_is_reported_as_truncated_json() {
     assert_stderr_has(&out, "no format_version");
 }
 
+/// A plan whose changes break the plan's invariants (here one change twice) is refused with
+/// the reasons as text; they used to be printed as a Rust list (`["...: address appears
+/// more than once"]`).
+#[test]
+fn an_inconsistent_plan_file_is_refused_naming_the_reason() {
+    let dir = workdir();
+    let d = dir.path();
+    let out = immctl(
+        d,
+        &["reconcile", "--emulator", "--dry-run", "--out", "plan.json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap();
+    let changes = plan["changes"].as_array_mut().unwrap();
+    let first = changes[0].clone();
+    let address = first["address"].as_str().unwrap().to_string();
+    changes.push(first);
+    std::fs::write(d.join("twice.json"), plan.to_string()).unwrap();
+    let out = immctl(d, &["apply", "--emulator", "twice.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_stderr_has(
+        &out,
+        &format!(
+            "error: twice.json: the plan is inconsistent: {address}: address appears more than \
+             once; save a plan with `immctl reconcile --out`"
+        ),
+    );
+}
+
 /// Two processes with `--emulator` in one directory would each keep the account in memory
 /// and rewrite the whole state file: a `reconcile --prune` next to `immctl run --emulator`
 /// was silently undone at the daemon's next write. The second one is now refused, naming
