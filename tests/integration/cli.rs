@@ -795,6 +795,25 @@ fn a_truncated_plan_file_is_reported_as_truncated_json() {
     let out = immctl(d, &["apply", "--emulator", "other.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_stderr_has(&out, "no format_version");
+    // A format_version that is there but not a version this immctl reads is named as such
+    // (it used to be "no format_version" unless it was a whole number).
+    for (v, shown) in [
+        ("\"2\"", "\"2\""),
+        ("99999999999999999999", "1e+20"),
+        ("-1", "-1"),
+    ] {
+        std::fs::write(
+            d.join("other.json"),
+            format!("{{\"format_version\": {v}, \"changes\": []}}"),
+        )
+        .unwrap();
+        let out = immctl(d, &["apply", "--emulator", "other.json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert_stderr_has(
+            &out,
+            &format!("other.json: plan format_version {shown}, this immctl reads 2"),
+        );
+    }
 }
 
 /// A plan whose changes break the plan's invariants (here one change twice) is refused with
