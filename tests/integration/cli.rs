@@ -246,6 +246,52 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     );
 }
 
+/// Two manifest paths that each hold a file of the same name (`team-a/policies.yaml`,
+/// `team-b/policies.yaml`): an edit to either makes a saved plan stale. The first one's
+/// edit used to leave the manifest digest unchanged (the last file of a name replaced the
+/// others in it), and apply refused the plan as "edited by hand?" instead.
+#[test]
+fn an_edit_under_either_of_two_paths_with_the_same_file_name_makes_a_plan_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (team, policy) in [("team-a", "pol-a"), ("team-b", "pol-b")] {
+        std::fs::create_dir(d.join(team)).unwrap();
+        std::fs::write(
+            d.join(team).join("policies.yaml"),
+            format!(
+                "apiVersion: immctl/v1\nkind: Policy\nmetadata:\n  name: {policy}\nspec:\n  \
+                 description: first\n  document: {{Version: \"1\", Statement: [{{Effect: Allow, \
+                 Action: \"imm:Get*\", Resource: \"*\"}}]}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--out",
+            "plan.json",
+            "team-a",
+            "team-b",
+        ],
+    );
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let first = d.join("team-a/policies.yaml");
+    let edited = std::fs::read_to_string(&first)
+        .unwrap()
+        .replace("first", "second");
+    std::fs::write(&first, edited).unwrap();
+    let refused = immctl(d, &["apply", "plan.json", "team-a", "team-b", "--emulator"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert_stderr_has(
+        &refused,
+        "error: stale plan: manifests: changed since the plan was made: policies.yaml (changed)",
+    );
+}
+
 /// `--out` replaces an earlier plan, never another file: `--out manifests/roles.yaml` used to
 /// overwrite that manifest with the plan's JSON, and `--out .immctl/emulator-state.json` the
 /// emulator's whole account (the next run could not start it).
