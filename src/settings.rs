@@ -414,7 +414,11 @@ where
         raw: &raw,
         errors: Vec::new(),
     };
-    let region = p.get("region", "a region id like cn-hangzhou", parse_region);
+    let region = p.get(
+        "region",
+        "a region id like cn-hangzhou or ap-southeast-1",
+        parse_region,
+    );
     let endpoint_ram = p.get("endpoint_ram", ENDPOINT_EXPECTED, parse_endpoint);
     let endpoint_imm = p.get("endpoint_imm", ENDPOINT_EXPECTED, parse_endpoint);
     let endpoint_sts = p.get("endpoint_sts", ENDPOINT_EXPECTED, parse_endpoint);
@@ -721,14 +725,12 @@ fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// A region id by the rule the manifests' `spec.region` follows (E207: `cn-hangzhou`,
+/// `ap-southeast-1`). The default region is where projects that name none are planned and
+/// created, so `--region 5` or `region: 2024-01-01` must be refused here as it is there
+/// (it was accepted, and a plan created `imm_project.5/...`).
 fn parse_region(s: &str) -> Option<String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    ok.then(|| s.to_string())
+    crate::manifest::validate::valid_region(s).then(|| s.to_string())
 }
 
 /// The owner tag value: 1-64 characters of `[A-Za-z0-9._-]`.
@@ -791,6 +793,29 @@ mod tests {
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration("300"), None);
+    }
+
+    #[test]
+    fn region_rules_are_the_manifests() {
+        for ok in [
+            "cn-hangzhou",
+            "ap-southeast-1",
+            "us-west-1",
+            "cn-hangzhou-finance",
+        ] {
+            assert_eq!(parse_region(ok).as_deref(), Some(ok));
+        }
+        for bad in [
+            "5",
+            "true",
+            "2024-01-01",
+            "hangzhou",
+            "CN-Hangzhou",
+            "cn--x",
+            "1cn-x",
+        ] {
+            assert_eq!(parse_region(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -51,9 +51,8 @@ fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
             path.display()
         )
     })?;
-    let version = value.get("format_version").and_then(|v| v.as_u64());
-    match version {
-        Some(v) if v == u64::from(FORMAT_VERSION) => {}
+    match value.get("format_version") {
+        Some(v) if v.as_u64() == Some(u64::from(FORMAT_VERSION)) => {}
         Some(v) => anyhow::bail!(
             "{}: plan format_version {v}, this immctl reads {FORMAT_VERSION}; re-plan with this version",
             path.display()
@@ -65,8 +64,13 @@ fn read_plan(path: &PathBuf) -> anyhow::Result<Plan> {
     }
     let plan: Plan = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a valid immctl plan", path.display()))?;
-    crate::plan::check(&plan)
-        .map_err(|e| anyhow::anyhow!("{}: the plan is inconsistent: {e:?}", path.display()))?;
+    crate::plan::check(&plan).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the plan is inconsistent: {}; save a plan with `immctl reconcile --out`",
+            path.display(),
+            e.join("; ")
+        )
+    })?;
     Ok(plan)
 }
 

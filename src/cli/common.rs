@@ -251,8 +251,34 @@ pub fn print_plan(plan: &Plan, format: Format) -> anyhow::Result<()> {
     .context("writing the plan to stdout")
 }
 
+/// `--out PATH` may name a new file or an earlier plan, nothing else: a slip of the keyboard
+/// (`--out manifests/roles.yaml`, or `.immctl/emulator-state.json`) used to replace that file
+/// with the plan, losing a manifest or the emulator's whole account. Checked before anything
+/// is read, and again when the plan is saved.
+pub fn check_plan_out(path: &Path) -> anyhow::Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("--out {}", path.display())),
+    };
+    let is_plan = meta.is_file()
+        && std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|v| v.get("format_version").is_some());
+    if !is_plan {
+        anyhow::bail!(
+            "--out {}: exists and is not an immctl plan; refusing to overwrite it (a plan \
+             replaces only an earlier plan): name a new file",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Save `plan` as JSON (for `immctl apply`), atomically.
 pub fn save_plan(plan: &Plan, path: &Path) -> anyhow::Result<()> {
+    check_plan_out(path)?;
     let mut text = Vec::new();
     render::render_json(plan, &mut text)?;
     let dir = match path.parent() {

@@ -16,8 +16,7 @@ use super::{GlobalArgs, common};
 use crate::import::files::{self, Outcome, Stale, Step};
 use crate::import::{self, Import, Kind, Selection, Skip};
 use crate::live;
-use crate::manifest::{self, LoadOptions, validate::valid_region};
-use crate::settings::{Origin, Settings};
+use crate::manifest::{self, LoadOptions};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -43,16 +42,6 @@ pub fn run(global: &GlobalArgs, args: ImportArgs) -> i32 {
     super::block_on(run_import(global, args))
 }
 
-/// How the user set the region, for an error that names it.
-fn region_origin(settings: &Settings) -> String {
-    match settings.origins.get("region") {
-        Some(Origin::Flag(f)) => f.clone(),
-        Some(Origin::Env(name)) => name.clone(),
-        Some(Origin::File(p)) => format!("region (in {})", p.display()),
-        Some(Origin::Default) | None => "region".to_string(),
-    }
-}
-
 async fn run_import(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<i32> {
     // 1. Everything the user typed, before any I/O.
     let kinds = match &args.include {
@@ -63,13 +52,6 @@ async fn run_import(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<i32
     };
     let settings = common::resolve_settings(global, |_| {})?;
     super::logging::init(settings.log_format, settings.verbosity);
-    if !valid_region(&settings.region) {
-        anyhow::bail!(
-            "{} {:?}: not a region id (e.g. cn-hangzhou, ap-southeast-1)",
-            region_origin(&settings),
-            settings.region
-        );
-    }
     files::check_out_dir(&args.out).map_err(anyhow::Error::msg)?;
     let sel = Selection {
         kinds,

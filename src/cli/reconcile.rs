@@ -75,6 +75,9 @@ async fn reconcile(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<i
     })?;
     super::logging::init(settings.log_format, settings.verbosity);
     let targets = parse_targets(&args.target)?;
+    if let Some(out) = &args.out {
+        common::check_plan_out(out)?;
+    }
     let opts = PassOptions {
         paths: args.paths.clone(),
         default_region: settings.region.clone(),

@@ -396,11 +396,28 @@ pub fn read_error_diagnostic(path: &Path, e: &ReadError) -> Diagnostic {
 
 /// Hex SHA-256 of each entry's bytes, by key. Each file is hashed once; the digest of the
 /// whole set is made from these ([`digest_of`]).
+///
+/// Files under different given paths can share a key (`immctl reconcile team-a team-b`,
+/// each with a `roles.yaml`; or two non-UTF-8 names that read alike): such a key holds the
+/// SHA-256 of their digests in load order, so each of them still counts. (The last one
+/// used to replace the others: an edit to `team-a/roles.yaml` left the digest as it was, and
+/// a saved plan was refused as "edited by hand?" instead of as stale.)
 pub fn file_digests(entries: &[(String, Vec<u8>)]) -> std::collections::BTreeMap<String, String> {
-    entries
-        .iter()
-        .map(|(key, bytes)| (key.clone(), hex::encode(Sha256::digest(bytes))))
-        .collect()
+    let mut out = std::collections::BTreeMap::<String, String>::new();
+    for (key, bytes) in entries {
+        let file = hex::encode(Sha256::digest(bytes));
+        let value = match out.remove(key) {
+            None => file,
+            Some(earlier) => {
+                let mut h = Sha256::new();
+                h.update(earlier.as_bytes());
+                h.update(file.as_bytes());
+                hex::encode(h.finalize())
+            }
+        };
+        out.insert(key.clone(), value);
+    }
+    out
 }
 
 /// Hex SHA-256 over per-file digests in key order, each key length-prefixed so that no two
@@ -481,5 +498,20 @@ mod tests {
             digest(&[("a".into(), b"bc".to_vec())])
         );
         assert_eq!(digest(&[]).len(), 64);
+    }
+
+    #[test]
+    fn files_sharing_a_key_each_count_in_the_digest() {
+        let digest = |entries: &[(String, Vec<u8>)]| digest_of(&file_digests(entries));
+        let entry = |bytes: &[u8]| ("roles.yaml".to_string(), bytes.to_vec());
+        let before = digest(&[entry(b"team-a"), entry(b"team-b")]);
+        assert_ne!(before, digest(&[entry(b"team-a edited"), entry(b"team-b")]));
+        assert_ne!(before, digest(&[entry(b"team-a"), entry(b"team-b edited")]));
+        assert_ne!(before, digest(&[entry(b"team-b")]));
+        // One file per key: the key's value is the file's own SHA-256, as before.
+        assert_eq!(
+            file_digests(&[entry(b"x")])["roles.yaml"],
+            hex::encode(Sha256::digest(b"x"))
+        );
     }
 }

@@ -246,6 +246,111 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     );
 }
 
+/// Two manifest paths that each hold a file of the same name (`team-a/policies.yaml`,
+/// `team-b/policies.yaml`): an edit to either makes a saved plan stale. The first one's
+/// edit used to leave the manifest digest unchanged (the last file of a name replaced the
+/// others in it), and apply refused the plan as "edited by hand?" instead.
+#[test]
+fn an_edit_under_either_of_two_paths_with_the_same_file_name_makes_a_plan_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (team, policy) in [("team-a", "pol-a"), ("team-b", "pol-b")] {
+        std::fs::create_dir(d.join(team)).unwrap();
+        std::fs::write(
+            d.join(team).join("policies.yaml"),
+            format!(
+                "apiVersion: immctl/v1\nkind: Policy\nmetadata:\n  name: {policy}\nspec:\n  \
+                 description: first\n  document: {{Version: \"1\", Statement: [{{Effect: Allow, \
+                 Action: \"imm:Get*\", Resource: \"*\"}}]}}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let saved = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--out",
+            "plan.json",
+            "team-a",
+            "team-b",
+        ],
+    );
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    let first = d.join("team-a/policies.yaml");
+    let edited = std::fs::read_to_string(&first)
+        .unwrap()
+        .replace("first", "second");
+    std::fs::write(&first, edited).unwrap();
+    let refused = immctl(d, &["apply", "plan.json", "team-a", "team-b", "--emulator"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert_stderr_has(
+        &refused,
+        "error: stale plan: manifests: changed since the plan was made: policies.yaml (changed)",
+    );
+}
+
+/// `--out` replaces an earlier plan, never another file: `--out manifests/roles.yaml` used to
+/// overwrite that manifest with the plan's JSON, and `--out .immctl/emulator-state.json` the
+/// emulator's whole account (the next run could not start it).
+#[test]
+fn out_refuses_to_overwrite_a_file_that_is_not_a_plan() {
+    let dir = workdir();
+    let d = dir.path();
+    let roles = std::fs::read_to_string(d.join("manifests/roles.yaml")).unwrap();
+    let clobber = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--out",
+            "manifests/roles.yaml",
+        ],
+    );
+    assert_eq!(clobber.status.code(), Some(1), "{}", text(&clobber));
+    assert_stderr_has(
+        &clobber,
+        "--out manifests/roles.yaml: exists and is not an immctl plan; refusing to overwrite it",
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("manifests/roles.yaml")).unwrap(),
+        roles
+    );
+
+    // The same for the emulator's state, made by a first run.
+    let first = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let state = std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap();
+    let clobber = immctl(
+        d,
+        &[
+            "reconcile",
+            "--emulator",
+            "--out",
+            ".immctl/emulator-state.json",
+        ],
+    );
+    assert_eq!(clobber.status.code(), Some(1), "{}", text(&clobber));
+    assert_stderr_has(&clobber, "refusing to overwrite it");
+    assert_eq!(
+        std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap(),
+        state,
+        "nothing was applied and the state file is untouched"
+    );
+
+    // An earlier plan is replaced as before.
+    for _ in 0..2 {
+        let saved = immctl(
+            d,
+            &["reconcile", "--emulator", "--dry-run", "--out", "plan.json"],
+        );
+        assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    }
+}
+
 #[test]
 fn invalid_manifests_exit_1_and_nothing_is_contacted() {
     let dir = workdir();
@@ -753,6 +858,55 @@ fn a_truncated_plan_file_is_reported_as_truncated_json() {
     let out = immctl(d, &["apply", "--emulator", "other.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_stderr_has(&out, "no format_version");
+    // A format_version that is there but not a version this immctl reads is named as such
+    // (it used to be "no format_version" unless it was a whole number).
+    for (v, shown) in [
+        ("\"2\"", "\"2\""),
+        ("99999999999999999999", "1e+20"),
+        ("-1", "-1"),
+    ] {
+        std::fs::write(
+            d.join("other.json"),
+            format!("{{\"format_version\": {v}, \"changes\": []}}"),
+        )
+        .unwrap();
+        let out = immctl(d, &["apply", "--emulator", "other.json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert_stderr_has(
+            &out,
+            &format!("other.json: plan format_version {shown}, this immctl reads 2"),
+        );
+    }
+}
+
+/// A plan whose changes break the plan's invariants (here one change twice) is refused with
+/// the reasons as text; they used to be printed as a Rust list (`["...: address appears
+/// more than once"]`).
+#[test]
+fn an_inconsistent_plan_file_is_refused_naming_the_reason() {
+    let dir = workdir();
+    let d = dir.path();
+    let out = immctl(
+        d,
+        &["reconcile", "--emulator", "--dry-run", "--out", "plan.json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap();
+    let changes = plan["changes"].as_array_mut().unwrap();
+    let first = changes[0].clone();
+    let address = first["address"].as_str().unwrap().to_string();
+    changes.push(first);
+    std::fs::write(d.join("twice.json"), plan.to_string()).unwrap();
+    let out = immctl(d, &["apply", "--emulator", "twice.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_stderr_has(
+        &out,
+        &format!(
+            "error: twice.json: the plan is inconsistent: {address}: address appears more than \
+             once; save a plan with `immctl reconcile --out`"
+        ),
+    );
 }
 
 /// Two processes with `--emulator` in one directory would each keep the account in memory
