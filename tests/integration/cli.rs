@@ -1217,3 +1217,49 @@ fn apply_under_another_region_is_refused_naming_the_regions() {
     );
     assert!(!err.contains("no longer exists"), "{err}");
 }
+
+/// `manifests/demo-live-state.yaml` comes with the checkout, as the manifests do, so the
+/// embedded emulator reads it under the manifests' link rule (E001): a link from it out of
+/// `manifests/` or into a hidden path is refused and the target is never read, even when
+/// the manifests planned are elsewhere (so the walk never sees the link). Without the rule,
+/// the seed's parse error quoted the target's text ("invalid type: string \"...\"").
+#[cfg(unix)]
+#[test]
+fn an_emulator_seed_that_links_out_of_manifests_is_refused_unread() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("token");
+    // Read as a seed, this gives "roles: invalid type: string \"SEEKRIT-TOKEN\", ...".
+    std::fs::write(&secret, "roles: SEEKRIT-TOKEN\n").unwrap();
+
+    for (what, target) in [
+        ("out of", secret.clone()),
+        ("into a hidden path of", PathBuf::from(".git/token")),
+    ] {
+        let dir = workdir();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("manifests/.git")).unwrap();
+        std::fs::copy(&secret, d.join("manifests/.git/token")).unwrap();
+        let seed = d.join("manifests/demo-live-state.yaml");
+        std::fs::remove_file(&seed).unwrap();
+        std::os::unix::fs::symlink(&target, &seed).unwrap();
+        // Plan a copy of the manifests elsewhere, so only the seed is at stake.
+        copy_dir(&d.join("manifests"), &d.join("elsewhere"));
+        std::fs::remove_file(d.join("elsewhere/demo-live-state.yaml")).ok();
+        std::fs::remove_dir_all(d.join("elsewhere/.git")).unwrap();
+
+        let out = immctl(d, &["reconcile", "--emulator", "--dry-run", "elsewhere"]);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", text(&out));
+        assert_stderr_has(
+            &out,
+            &format!(
+                "the emulator seed manifests/demo-live-state.yaml is a link {what} manifests; \
+                 immctl does not read it"
+            ),
+        );
+        assert!(!text(&out).contains("SEEKRIT"), "{what}: {}", text(&out));
+        assert!(
+            !d.join(".immctl/emulator-state.json").exists(),
+            "{what}: no emulator state is made from a refused seed"
+        );
+    }
+}
