@@ -66,6 +66,22 @@ fn assert_stdout_has(o: &Output, needle: &str) {
     );
 }
 
+/// `reconcile --emulator --dry-run EXTRA... --out OUT` in `d`, which must succeed.
+fn save_plan(d: &Path, extra: &[&str], out: &str) {
+    let mut args = vec!["reconcile", "--emulator", "--dry-run"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--out", out]);
+    let saved = immctl(d, &args);
+    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+}
+
+/// A JSON file (a saved plan, the emulator's state) as a value.
+fn read_json(path: impl AsRef<Path>) -> serde_json::Value {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Assert that the process printed `needle` on stderr (showing both streams if not).
 fn assert_stderr_has(o: &Output, needle: &str) {
     assert!(
@@ -168,20 +184,8 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     let plan_file: PathBuf = d.join("plan.json");
     let p = plan_file.to_str().unwrap();
 
-    let saved = immctl(
-        d,
-        &[
-            "reconcile",
-            "--emulator",
-            "--dry-run",
-            "--adopt",
-            "--out",
-            p,
-        ],
-    );
-    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    save_plan(d, &["--adopt"], p);
+    let json: serde_json::Value = read_json(&plan_file);
     assert_eq!(json["format_version"], 2);
     assert!(
         json["manifest_digest"]
@@ -212,26 +216,14 @@ fn a_saved_plan_applies_once_and_is_refused_when_the_account_changed() {
     assert!(err.contains("stale"), "{}", text(&refused));
 
     // A fresh plan applies, and applying it a second time is refused as stale.
-    let saved = immctl(
-        d,
-        &[
-            "reconcile",
-            "--emulator",
-            "--dry-run",
-            "--adopt",
-            "--out",
-            p,
-        ],
-    );
-    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    save_plan(d, &["--adopt"], p);
     let applied = immctl(d, &["apply", p, "--emulator"]);
     assert_eq!(applied.status.code(), Some(0), "{}", text(&applied));
     let twice = immctl(d, &["apply", p, "--emulator"]);
     assert_eq!(twice.status.code(), Some(1), "{}", text(&twice));
 
     // Changed manifests make a saved plan stale too.
-    let saved = immctl(d, &["reconcile", "--emulator", "--dry-run", "--out", p]);
-    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    save_plan(d, &[], p);
     let projects = d.join("manifests/projects.yaml");
     let edited = std::fs::read_to_string(&projects)
         .unwrap()
@@ -343,11 +335,7 @@ fn out_refuses_to_overwrite_a_file_that_is_not_a_plan() {
 
     // An earlier plan is replaced as before.
     for _ in 0..2 {
-        let saved = immctl(
-            d,
-            &["reconcile", "--emulator", "--dry-run", "--out", "plan.json"],
-        );
-        assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+        save_plan(d, &[], "plan.json");
     }
 }
 
@@ -571,23 +559,12 @@ fn a_plan_file_edited_by_hand_is_refused_and_nothing_is_applied() {
     let dir = workdir();
     let d = dir.path();
     // --prune with --max-deletions 0: the prune is refused by an error finding (P005).
-    let out = immctl(
+    save_plan(
         d,
-        &[
-            "reconcile",
-            "--emulator",
-            "--dry-run",
-            "--adopt",
-            "--prune",
-            "--max-deletions",
-            "0",
-            "--out",
-            "plan.json",
-        ],
+        &["--adopt", "--prune", "--max-deletions", "0"],
+        "plan.json",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let original: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap();
+    let original: serde_json::Value = read_json(d.join("plan.json"));
     assert_eq!(original["settings"]["prune"], true);
     assert_eq!(original["settings"]["max_deletions"], 0);
     assert!(
@@ -833,18 +810,7 @@ fn a_dry_run_whose_reader_stops_early_is_not_an_error() {
 fn a_truncated_plan_file_is_reported_as_truncated_json() {
     let dir = workdir();
     let d = dir.path();
-    let out = immctl(
-        d,
-        &[
-            "reconcile",
-            "--emulator",
-            "--dry-run",
-            "--adopt",
-            "--out",
-            "plan.json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    save_plan(d, &["--adopt"], "plan.json");
     let full = std::fs::read_to_string(d.join("plan.json")).unwrap();
     std::fs::write(d.join("cut.json"), &full[..full.len() / 2]).unwrap();
     let out = immctl(d, &["apply", "--emulator", "cut.json"]);
@@ -886,13 +852,8 @@ fn a_truncated_plan_file_is_reported_as_truncated_json() {
 fn an_inconsistent_plan_file_is_refused_naming_the_reason() {
     let dir = workdir();
     let d = dir.path();
-    let out = immctl(
-        d,
-        &["reconcile", "--emulator", "--dry-run", "--out", "plan.json"],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let mut plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap();
+    save_plan(d, &[], "plan.json");
+    let mut plan: serde_json::Value = read_json(d.join("plan.json"));
     let changes = plan["changes"].as_array_mut().unwrap();
     let first = changes[0].clone();
     let address = first["address"].as_str().unwrap().to_string();
@@ -1144,21 +1105,9 @@ fn a_plan_made_stale_by_a_resource_it_only_reads_is_refused_as_stale_naming_it()
     let d = dir.path();
     let p = d.join("plan.json");
     let p = p.to_str().unwrap();
-    let saved = immctl(
-        d,
-        &[
-            "reconcile",
-            "--emulator",
-            "--dry-run",
-            "--adopt",
-            "--out",
-            p,
-        ],
-    );
-    assert_eq!(saved.status.code(), Some(0), "{}", text(&saved));
+    save_plan(d, &["--adopt"], p);
     let state_file = d.join(".immctl/emulator-state.json");
-    let mut state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let mut state: serde_json::Value = read_json(&state_file);
     state["roles"]["media-app"]["tags"]["immctl-owner"] = "another-repo".into();
     let before = serde_json::to_string_pretty(&state).unwrap();
     std::fs::write(&state_file, &before).unwrap();
@@ -1173,8 +1122,7 @@ fn a_plan_made_stale_by_a_resource_it_only_reads_is_refused_as_stale_naming_it()
     );
     assert!(!err.contains("edited"), "{}", text(&refused));
     // Nothing was applied.
-    let after: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let after: serde_json::Value = read_json(&state_file);
     assert_eq!(
         after["roles"]["media-app"]["policies"],
         state["roles"]["media-app"]["policies"]
@@ -1192,18 +1140,7 @@ fn apply_under_another_region_is_refused_naming_the_regions() {
     let projects = d.join("manifests/projects.yaml");
     let yaml = std::fs::read_to_string(&projects).unwrap();
     std::fs::write(&projects, yaml.replace("  region: cn-hangzhou\n", "")).unwrap();
-    let out = immctl(
-        d,
-        &[
-            "reconcile",
-            "--emulator",
-            "--dry-run",
-            "--adopt",
-            "--out",
-            "plan.json",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    save_plan(d, &["--adopt"], "plan.json");
     let out = immctl(
         d,
         &["apply", "plan.json", "--emulator", "--region", "cn-beijing"],
