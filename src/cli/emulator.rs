@@ -104,7 +104,7 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
         };
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
-            .with_context(|| format!("binding {}", args.listen))?;
+            .with_context(|| format!("--listen {}: cannot listen on this address", args.listen))?;
         let addr = listener.local_addr()?;
         say!("immctl emulator listening on http://{addr}");
         server

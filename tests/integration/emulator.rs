@@ -3371,6 +3371,13 @@ async fn immctl_emulator_refuses_bad_flags() {
         err.contains("--log-format") && err.contains("bogus"),
         "{err}"
     );
+    // An address that cannot be listened on names the flag, not just "binding <value>".
+    for bad in ["127.0.0.1", "127.0.0.1:99999", ":0"] {
+        let out = cli_output(&["--listen", bad]).await;
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("--listen {bad}:")), "{err}");
+    }
 }
 
 /// Logs written to a file (not a terminal) carry no ANSI colour codes (found by trial6: a
