@@ -1,5 +1,6 @@
 //! `immctl emulator`: serve the RAM / IMM / STS emulator until SIGINT / SIGTERM.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,7 +84,17 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| emulator::DEFAULT_REGION.to_string()),
     };
-    init_logging(global);
+    // The same rule as every other command: a bad value is refused naming the flag, not
+    // taken silently as `text`.
+    let json_logs = match global.log_format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => anyhow::bail!(
+            "invalid value {other:?} for log_format (from flag --log-format): expected text or \
+             json"
+        ),
+    };
+    init_logging(global, json_logs);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
         let server = match &args.state {
@@ -93,7 +104,7 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
         };
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
-            .with_context(|| format!("binding {}", args.listen))?;
+            .with_context(|| format!("--listen {}: cannot listen on this address", args.listen))?;
         let addr = listener.local_addr()?;
         say!("immctl emulator listening on http://{addr}");
         server
@@ -106,7 +117,7 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
 /// Logs to stderr: warnings and errors (e.g. a state file that cannot be written) by
 /// default, every call with `-v` (info) / `-vv` (debug); `--log-format json` for containers.
 /// `RUST_LOG` overrides the level.
-fn init_logging(global: &GlobalArgs) {
+fn init_logging(global: &GlobalArgs, json: bool) {
     let level = match global.verbose {
         0 => "warn",
         1 => "info",
@@ -116,11 +127,20 @@ fn init_logging(global: &GlobalArgs) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    let _ = if global.log_format.as_deref() == Some("json") {
+        .with_env_filter(filter)
+        // As `logging::init`: a closed stderr must not panic the emulator.
+        .log_internal_errors(false);
+    let _ = if json {
         builder.json().try_init()
     } else {
-        builder.try_init()
+        // Colour only on a terminal and without NO_COLOR, as the other commands: a log
+        // redirected to a file used to be full of escape sequences.
+        builder
+            .with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            )
+            .try_init()
     };
 }
 

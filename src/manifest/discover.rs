@@ -124,11 +124,14 @@ pub fn discover(roots: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<ManifestF
             diags,
         );
         found.sort();
-        let before = out.len();
+        // W001 is about the directory, not about what is new in it: a directory given twice
+        // (`manifests ./manifests`) or under another given path holds manifests that were
+        // all read already, and is not empty.
+        let empty = found.is_empty();
         for (rel, path) in found {
             push_unique(&mut out, &mut seen, path, rel.join("/"));
         }
-        if out.len() == before {
+        if empty {
             diags.push(Diagnostic::warning(
                 codes::NO_MANIFESTS,
                 None,

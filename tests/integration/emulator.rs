@@ -3229,6 +3229,7 @@ async fn cli_output(args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_immctl"))
         .arg("emulator")
         .args(args)
+        .kill_on_drop(true)
         .output()
         .await
         .unwrap()
@@ -3356,6 +3357,74 @@ async fn immctl_emulator_refuses_bad_flags() {
     assert!(err.contains("broken.yaml"), "{err}");
     // The broken file is left as it was, not replaced by a fresh account.
     assert_eq!(std::fs::read_to_string(&broken).unwrap(), "roles: [");
+    // A bad --log-format is refused naming the flag, as by every other command (found by
+    // trial6: the emulator took any value as `text`).
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        cli_output(&["--listen", "127.0.0.1:0", "--log-format", "bogus"]),
+    )
+    .await
+    .expect("a bad --log-format is refused, not served");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--log-format") && err.contains("bogus"),
+        "{err}"
+    );
+    // An address that cannot be listened on names the flag, not just "binding <value>".
+    for bad in ["127.0.0.1", "127.0.0.1:99999", ":0"] {
+        let out = cli_output(&["--listen", bad]).await;
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("--listen {bad}:")), "{err}");
+    }
+}
+
+/// Logs written to a file (not a terminal) carry no ANSI colour codes (found by trial6: a
+/// redirected `immctl emulator` log was full of escape sequences).
+#[tokio::test]
+async fn the_emulator_log_has_no_colour_codes_off_a_terminal() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("emulator.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_immctl"))
+        .args(["emulator", "-vv", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if let Some(rest) = text.split("listening on http://").nth(1) {
+            break rest.lines().next().unwrap().trim().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no listen line: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // One request without credentials: logged at debug as an error answer.
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        tcp,
+        "GET /?Action=ListRoles&Version=2015-05-01 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("emulator: error"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text}"
+    );
 }
 
 /// Kill -9 the emulator while sixteen clients write: the state file must always parse, and

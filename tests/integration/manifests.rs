@@ -676,6 +676,28 @@ fn warnings_pass_unless_strict() {
 }
 
 #[test]
+fn a_directory_given_twice_is_not_reported_empty() {
+    // Found by trial6: `validate --strict manifests ./manifests` failed on the example
+    // manifests with W001 "no .yaml or .yml file in this directory" for the second path,
+    // whose files had all been read already under the first.
+    let root = std::env::current_dir().unwrap();
+    let abs = root.join("manifests");
+    for args in [
+        vec!["validate", "--strict", "manifests", "./manifests"],
+        vec!["validate", "--strict", "manifests", abs.to_str().unwrap()],
+        vec!["validate", "--strict", "manifests/", "manifests/roles.yaml"],
+    ] {
+        let o = immctl(&root, &args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", show(&o));
+        assert!(
+            !String::from_utf8_lossy(&o.stderr).contains("W001"),
+            "{args:?}: {}",
+            show(&o)
+        );
+    }
+}
+
+#[test]
 fn validate_expand_prints_the_expansion_on_stdout() {
     let root = std::env::current_dir().unwrap();
     let out = immctl(&root, &["validate", "--expand", "manifests/"]);
