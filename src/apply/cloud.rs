@@ -22,6 +22,7 @@ use crate::cloud::ram::{
 use crate::cloud::{self, Client};
 use crate::manifest::{PolicyRef, ProjectKey, ProjectLimits};
 use crate::plan::{Op, TagResourceType};
+use crate::policy::PolicyDocument;
 
 use super::{OpError, OpErrorKind, OpOutcome, OpRunner, is_transient};
 
@@ -326,6 +327,43 @@ impl CloudOpRunner {
     }
 }
 
+/// Our tags are all there with our values (other tags do not matter).
+fn has_tags(live: &[(String, String)], want: &crate::manifest::Tags) -> bool {
+    want.iter()
+        .all(|(k, v)| live.iter().any(|(lk, lv)| lk == k && lv == v))
+}
+
+/// Two documents as RAM holds them: equal in canonical form (never by text).
+fn same_document(live: Option<&str>, planned: &str) -> bool {
+    match (
+        live.map(PolicyDocument::from_json_str),
+        PolicyDocument::from_json_str(planned),
+    ) {
+        (Some(Ok(live)), Ok(planned)) => live.semantically_eq(&planned),
+        _ => false,
+    }
+}
+
+impl CloudOpRunner {
+    /// The tags of a role or policy (`ListTagResources`, the API that reports them all).
+    async fn ram_tags(
+        &self,
+        resource_type: RamResourceType,
+        name: &str,
+    ) -> Result<Vec<(String, String)>, OpError> {
+        let rows = self
+            .client
+            .list_tag_resources_all(resource_type, &[name.to_string()])
+            .await
+            .map_err(|e| read_error("ListTagResources", e))?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.resource_name == name)
+            .map(|r| (r.tag_key, r.tag_value))
+            .collect())
+    }
+}
+
 impl OpRunner for CloudOpRunner {
     async fn run(&self, op: &Op) -> Result<OpOutcome, OpError> {
         let action = super::op_name(op);
@@ -389,6 +427,74 @@ impl OpRunner for CloudOpRunner {
             Op::CreatePolicy { name, .. }
             | Op::CreatePolicyVersion { name, .. }
             | Op::UpdatePolicyDescription { name, .. } => self.policy_exists(name).await,
+        }
+    }
+
+    async fn created(&self, op: &Op) -> Result<bool, OpError> {
+        match op {
+            Op::CreateRole {
+                name,
+                description,
+                max_session_duration,
+                trust_policy,
+                tags,
+            } => {
+                let Some(live) = found("GetRole", self.client.get_role(name).await)? else {
+                    return Ok(false);
+                };
+                let role = live.role;
+                let as_planned = role.description == description.as_deref().unwrap_or("")
+                    && role
+                        .max_session_duration
+                        .is_none_or(|m| m == i64::from(*max_session_duration))
+                    && same_document(role.assume_role_policy_document.as_deref(), trust_policy);
+                Ok(
+                    as_planned
+                        && has_tags(&self.ram_tags(RamResourceType::Role, name).await?, tags),
+                )
+            }
+            Op::CreatePolicy {
+                name,
+                description,
+                document,
+                tags,
+            } => {
+                let Some(live) = found("GetPolicy", self.client.get_policy(name, "Custom").await)?
+                else {
+                    return Ok(false);
+                };
+                let as_planned = live.policy.description == description.as_deref().unwrap_or("")
+                    && same_document(
+                        live.default_policy_version
+                            .as_ref()
+                            .and_then(|v| v.policy_document.as_deref()),
+                        document,
+                    );
+                Ok(as_planned
+                    && has_tags(&self.ram_tags(RamResourceType::Policy, name).await?, tags))
+            }
+            Op::CreateProject {
+                key,
+                service_role,
+                tags,
+                ..
+            } => {
+                let Some(live) = found(
+                    "GetProject",
+                    self.client.get_project(&key.region, &key.name, false).await,
+                )?
+                else {
+                    return Ok(false);
+                };
+                let project = live.project;
+                let live_tags: Vec<(String, String)> = project
+                    .tags
+                    .into_iter()
+                    .map(|t| (t.tag_key, t.tag_value))
+                    .collect();
+                Ok(&project.service_role == service_role && has_tags(&live_tags, tags))
+            }
+            _ => Ok(false),
         }
     }
 }

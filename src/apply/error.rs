@@ -25,6 +25,12 @@ pub enum OpErrorKind {
     /// IMM, or to a follow-up update; a delete still sees a just-removed dependent
     /// (`DeleteConflict.*`). Retried with backoff until `consistency_timeout`.
     NotYetVisible,
+    /// A create found its resource already there: a retry of a create whose reply was lost
+    /// (a 5xx or a dropped connection after the cloud acted, retried by the client or the
+    /// executor), or a concurrent run of the same manifests. Success only when
+    /// [`super::OpRunner::created`] reads it back as ours (our tags) and as planned; else
+    /// someone else's resource, reported as the cloud's answer and never retried.
+    AlreadyExists,
     /// Throttling, 5xx, transport failure: can succeed later. Retried a bounded number of
     /// times (the client has already retried; this is the executor's second line).
     Transient,
@@ -47,6 +53,7 @@ impl OpErrorKind {
         match self {
             OpErrorKind::AlreadyDone => "already_done",
             OpErrorKind::NotYetVisible => "not_yet_visible",
+            OpErrorKind::AlreadyExists => "already_exists",
             OpErrorKind::Transient => "transient",
             OpErrorKind::Permanent => "permanent",
             OpErrorKind::Refused => "refused",
@@ -189,7 +196,7 @@ pub fn is_transient(http_status: Option<u16>, code: &str) -> bool {
         )
 }
 
-/// What an answer means for this operation. The table (see also docs/apply.md):
+/// What an answer means for this operation. The table:
 ///
 /// | op | AlreadyDone | NotYetVisible |
 /// |---|---|---|
@@ -200,10 +207,12 @@ pub fn is_transient(http_status: Option<u16>, code: &str) -> bool {
 /// | DeletePolicyVersion | `EntityNotExist.Policy.Version`, `EntityNotExist.Policy` | |
 /// | DeleteProject | `ResourceNotFound` | |
 /// | CreateProject, UpdateProject | | `EntityNotExist.Role*` (service role not yet visible to IMM) |
+/// | CreateRole, CreatePolicy, CreateProject: `EntityAlreadyExists.Role`, `EntityAlreadyExists.Policy`, `ResourceAlreadyExists` | AlreadyExists | |
 /// | UpdateRole, TagResources, UntagResources, CreatePolicyVersion, UpdatePolicyDescription | | `EntityNotExist.Role`, `EntityNotExist.Policy` |
 ///
 /// `CreateRole` / `CreatePolicy` / `CreateProject` answering "already exists" is
-/// **Permanent**: someone else made that resource since the plan, and it is not ours.
+/// **AlreadyExists**: ours (our reply was lost and the create retried) only if a read shows
+/// our tags and the planned content; otherwise someone else made it since the plan.
 pub fn classify(op: &Op, http_status: Option<u16>, code: &str) -> OpErrorKind {
     use OpErrorKind::*;
     if is_transient(http_status, code) {
@@ -241,6 +250,7 @@ pub fn classify(op: &Op, http_status: Option<u16>, code: &str) -> OpErrorKind {
         },
         Op::CreateProject { .. } | Op::UpdateProject { .. } => match code {
             c if c.starts_with("EntityNotExist.Role") => NotYetVisible,
+            "ResourceAlreadyExists" if matches!(op, Op::CreateProject { .. }) => AlreadyExists,
             _ => Permanent,
         },
         Op::UpdateRole { .. }
@@ -251,7 +261,14 @@ pub fn classify(op: &Op, http_status: Option<u16>, code: &str) -> OpErrorKind {
             "EntityNotExist.Role" | "EntityNotExist.Policy" => NotYetVisible,
             _ => Permanent,
         },
-        Op::CreateRole { .. } | Op::CreatePolicy { .. } => Permanent,
+        Op::CreateRole { .. } => match code {
+            "EntityAlreadyExists.Role" => AlreadyExists,
+            _ => Permanent,
+        },
+        Op::CreatePolicy { .. } => match code {
+            "EntityAlreadyExists.Policy" => AlreadyExists,
+            _ => Permanent,
+        },
     }
 }
 
@@ -287,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn create_of_what_exists_is_permanent_because_it_is_not_ours() {
+    fn create_of_what_exists_is_ours_only_if_a_read_says_so() {
         let op = Op::DeleteRole { name: "r".into() };
         assert_eq!(
             classify(&op, Some(404), "EntityNotExist.Role"),
@@ -301,6 +318,10 @@ mod tests {
         };
         assert_eq!(
             classify(&create, Some(409), "EntityAlreadyExists.Policy"),
+            OpErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            classify(&create, Some(409), "LimitExceeded.Policy"),
             OpErrorKind::Permanent
         );
     }

@@ -752,6 +752,12 @@ async fn run_op<R: OpRunner>(
                 confirm_until(address, op, Some(&error), runner, opts, queue).await?;
                 return Ok((true, error.request_id));
             }
+            OpErrorKind::AlreadyExists => {
+                if created_as_planned(address, op, runner, opts, queue).await? {
+                    return Ok((true, error.request_id));
+                }
+                return Err(OpStop::Failed(error));
+            }
             OpErrorKind::NotYetVisible => {
                 let deadline =
                     *deadline.get_or_insert_with(|| Instant::now() + opts.consistency_timeout);
@@ -771,6 +777,36 @@ async fn run_op<R: OpRunner>(
             return Err(OpStop::Cancelled);
         }
         retry_pause(address, op, error, &mut backoff, opts, queue).await?;
+    }
+}
+
+/// `runner.created(op)`, through transient read failures (bounded as for any op): is the
+/// resource a create found already there the one it makes? One answer, no polling: a read
+/// that shows another owner's resource will not change its mind.
+async fn created_as_planned<R: OpRunner>(
+    address: &Address,
+    op: &Op,
+    runner: &R,
+    opts: &ExecuteOptions,
+    queue: &EventQueue,
+) -> Result<bool, OpStop> {
+    let mut backoff = Backoff::new(opts);
+    let mut transient_failures = 0;
+    loop {
+        match runner.created(op).await {
+            Ok(ours) => return Ok(ours),
+            Err(error) if error.kind == OpErrorKind::Transient => {
+                transient_failures += 1;
+                if transient_failures > opts.transient_retries {
+                    return Err(OpStop::Failed(error));
+                }
+                if opts.cancel.is_cancelled() {
+                    return Err(OpStop::Cancelled);
+                }
+                retry_pause(address, op, error, &mut backoff, opts, queue).await?;
+            }
+            Err(error) => return Err(OpStop::Failed(error)),
+        }
     }
 }
 

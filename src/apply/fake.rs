@@ -607,4 +607,44 @@ impl OpRunner for FakeCloud {
             .push(format!("Confirm{} {}", op_name(op), Self::target(op)));
         Ok(Self::read(&mut s, op))
     }
+
+    async fn created(&self, op: &Op) -> Result<bool, OpError> {
+        tokio::time::sleep(self.latency).await;
+        let mut s = self.state();
+        s.calls
+            .push(format!("Created{} {}", op_name(op), Self::target(op)));
+        let ours = |live: &Tags, want: &Tags| want.iter().all(|(k, v)| live.get(k) == Some(v));
+        Ok(match op {
+            Op::CreateRole {
+                name,
+                description,
+                max_session_duration,
+                trust_policy,
+                tags,
+            } => s.roles.get(name).is_some_and(|r| {
+                ours(&r.tags, tags)
+                    && &r.description == description
+                    && r.max_session_duration == *max_session_duration
+                    && &r.trust_policy == trust_policy
+            }),
+            Op::CreatePolicy {
+                name,
+                description,
+                document,
+                tags,
+            } => s.policies.get(name).is_some_and(|p| {
+                ours(&p.tags, tags) && &p.description == description && &p.document == document
+            }),
+            Op::CreateProject {
+                key,
+                service_role,
+                tags,
+                ..
+            } => s
+                .projects
+                .get(key)
+                .is_some_and(|p| ours(&p.tags, tags) && &p.service_role == service_role),
+            _ => false,
+        })
+    }
 }

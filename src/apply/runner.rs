@@ -36,4 +36,11 @@ pub trait OpRunner: Send + Sync {
     ///
     /// `Ok(false)` may be a stale read; the executor polls until `consistency_timeout`.
     fn confirm(&self, op: &Op) -> impl Future<Output = Result<bool, OpError>> + Send;
+
+    /// For a create that answered "already exists": read the resource and say whether it is
+    /// the one `op` makes: every tag of the op (our owner tag among them) with its value, and
+    /// the planned content (a role's trust policy, description and session length; a
+    /// policy's default document, semantically, and description; a project's service role).
+    /// `Ok(false)` for any other op.
+    fn created(&self, op: &Op) -> impl Future<Output = Result<bool, OpError>> + Send;
 }

@@ -690,3 +690,71 @@ async fn execute_is_send_so_the_daemon_can_spawn_it() {
     });
     assert_eq!(handle.await.unwrap(), (true, 3));
 }
+
+/// A create whose reply was lost (the cloud acted, then answered 503) is retried; the retry
+/// answers "already exists", and a read that shows the resource with our tags and the planned
+/// content makes it done, for each kind of create. It used to fail the change as someone
+/// else's resource ("409 EntityAlreadyExists.Role") although it was our own.
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_reply_was_lost_is_done_when_a_read_shows_it_ours() {
+    for (change, action, target) in [
+        (create_role("r"), "CreateRole", "r"),
+        (create_policy("p"), "CreatePolicy", "p"),
+        (
+            create_project("media", "ReadOnlyRole"),
+            "CreateProject",
+            "cn-hangzhou/media",
+        ),
+    ] {
+        let cloud = FakeCloud::new();
+        cloud.add_role("ReadOnlyRole", &[]);
+        cloud.lose_reply_next(action, "ServiceUnavailable", 503, 1);
+        let (report, _) = run(&plan(vec![change]), &cloud, &ExecuteOptions::default()).await;
+        assert!(report.is_success(), "{action}: {report:?}");
+        let calls: Vec<String> = cloud
+            .calls()
+            .into_iter()
+            .filter(|c| !c.starts_with("Confirm"))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                format!("{action} {target}"),
+                format!("{action} {target}"),
+                format!("Created{action} {target}"),
+            ],
+            "{action}"
+        );
+    }
+}
+
+/// "Already exists" with a resource that is not the planned one (another owner's tag, or our
+/// tag on other content) stays a failure with the cloud's code, read once, never retried.
+#[tokio::test(start_paused = true)]
+async fn a_create_that_finds_another_resource_fails_with_the_clouds_answer() {
+    for other_owner in [true, false] {
+        let cloud = FakeCloud::new();
+        cloud.add_role("r", &[]);
+        {
+            let mut s = cloud.state();
+            let role = s.roles.get_mut("r").unwrap();
+            if other_owner {
+                role.tags = Tags::from([("immctl-owner".to_string(), "another".to_string())]);
+            } else {
+                role.tags = owner_tags();
+                role.trust_policy = "{\"Version\":\"1\",\"Statement\":[]}".into();
+            }
+        }
+        let (report, _) = run(
+            &plan(vec![create_role("r")]),
+            &cloud,
+            &ExecuteOptions::default(),
+        )
+        .await;
+        assert!(!report.is_success(), "other owner {other_owner}");
+        let e = &report.failures[0].error;
+        assert_eq!(e.code, "EntityAlreadyExists.Role");
+        assert_eq!(e.kind, OpErrorKind::AlreadyExists);
+        assert_eq!(cloud.calls(), ["CreateRole r", "CreatedCreateRole r"]);
+    }
+}

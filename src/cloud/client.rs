@@ -18,8 +18,9 @@
 //! errors are stripped of it, and error messages are scrubbed of the secret, the token and
 //! the signature in every encoding ([`redact_all`]). Writes are retried on dropped
 //! connections and 5xx like reads (as terraform does): a retried Create may then answer
-//! `EntityAlreadyExists`, which the apply layer treats as "maybe ours"; a retried
-//! `CreatePolicyVersion` may leave one extra version (the plan's rotation handles it).
+//! `EntityAlreadyExists`, which the apply layer counts as done only when a read shows the
+//! resource with our tags and the planned content (`apply::OpErrorKind::AlreadyExists`); a
+//! retried `CreatePolicyVersion` may leave one extra version (the plan's rotation handles it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

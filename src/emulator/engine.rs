@@ -75,6 +75,10 @@ pub struct Faults {
     /// Seconds to advertise in `x-acs-retry-after` on throttling faults (none by default).
     pub retry_after: Option<u32>,
     pub fail_next: Option<Vec<FailNext>>,
+    /// The next `count` calls of `action` are carried out, then answered with `code` (or a
+    /// dropped connection) instead of their reply: a reply lost after the service acted, as
+    /// a timeout after commit is on the real cloud. When present, replaces the scheduled ones.
+    pub lose_reply_next: Option<Vec<FailNext>>,
 }
 
 /// The effective runtime configuration.
@@ -86,6 +90,7 @@ pub struct Config {
     pub consistency_delay: Duration,
     pub retry_after: Option<u32>,
     pub fail_next: Vec<FailNext>,
+    pub lose_reply_next: Vec<FailNext>,
     pub region: String,
 }
 
@@ -94,6 +99,8 @@ pub struct Config {
 pub enum Injected {
     Error(ApiError),
     Drop,
+    /// Carry the call out, then answer with this instead of its reply.
+    AfterApply(Box<Injected>),
 }
 
 /// A temporary credential issued by AssumeRole / AssumeRoleWithOIDC.
@@ -227,6 +234,9 @@ impl Engine {
         if let Some(list) = f.fail_next {
             self.config.fail_next = list;
         }
+        if let Some(list) = f.lose_reply_next {
+            self.config.lose_reply_next = list;
+        }
     }
 
     pub fn faults(&self) -> Faults {
@@ -237,6 +247,7 @@ impl Engine {
             consistency_delay_ms: Some(self.config.consistency_delay.as_millis() as u64),
             retry_after: self.config.retry_after,
             fail_next: Some(self.config.fail_next.clone()),
+            lose_reply_next: Some(self.config.lose_reply_next.clone()),
         }
     }
 
@@ -263,29 +274,19 @@ impl Engine {
     /// Count a call and decide whether a fault is injected.
     pub fn admit(&mut self, action: &str) -> Option<Injected> {
         *self.stats.calls.entry(action.to_string()).or_default() += 1;
-        if let Some(pos) = self
-            .config
-            .fail_next
-            .iter()
-            .position(|f| f.action == action && f.count > 0)
+        if let Some(injected) =
+            Self::scheduled(&mut self.config.fail_next, action, self.config.retry_after)
         {
-            let f = &mut self.config.fail_next[pos];
-            f.count -= 1;
-            let f = f.clone();
-            self.config.fail_next.retain(|f| f.count > 0);
             self.stats.injected_faults += 1;
-            if f.code.eq_ignore_ascii_case("drop") {
-                return Some(Injected::Drop);
-            }
-            let status = f.status.unwrap_or_else(|| default_status(&f.code));
-            let message = f
-                .message
-                .unwrap_or_else(|| format!("Injected fault {}.", f.code));
-            let mut e = ApiError::new(status, f.code.clone(), message);
-            if f.code.starts_with("Throttling") {
-                e.retry_after = self.config.retry_after;
-            }
-            return Some(Injected::Error(e));
+            return Some(injected);
+        }
+        if let Some(injected) = Self::scheduled(
+            &mut self.config.lose_reply_next,
+            action,
+            self.config.retry_after,
+        ) {
+            self.stats.injected_faults += 1;
+            return Some(Injected::AfterApply(Box::new(injected)));
         }
         if self.config.fault_rate > 0.0 && rand::random::<f64>() < self.config.fault_rate {
             self.stats.injected_faults += 1;
@@ -309,6 +310,33 @@ impl Engine {
             });
         }
         None
+    }
+
+    /// The first scheduled fault for `action` in `list`, counted down (and dropped at zero).
+    fn scheduled(
+        list: &mut Vec<FailNext>,
+        action: &str,
+        retry_after: Option<u32>,
+    ) -> Option<Injected> {
+        let pos = list
+            .iter()
+            .position(|f| f.action == action && f.count > 0)?;
+        let f = &mut list[pos];
+        f.count -= 1;
+        let f = f.clone();
+        list.retain(|f| f.count > 0);
+        if f.code.eq_ignore_ascii_case("drop") {
+            return Some(Injected::Drop);
+        }
+        let status = f.status.unwrap_or_else(|| default_status(&f.code));
+        let message = f
+            .message
+            .unwrap_or_else(|| format!("Injected fault {}.", f.code));
+        let mut e = ApiError::new(status, f.code.clone(), message);
+        if f.code.starts_with("Throttling") {
+            e.retry_after = retry_after;
+        }
+        Some(Injected::Error(e))
     }
 
     pub fn record_error(&mut self, action: &str, code: &str) {

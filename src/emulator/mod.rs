@@ -112,6 +112,7 @@ impl Shared {
             consistency_delay: opts.consistency_delay,
             retry_after: None,
             fail_next: Vec::new(),
+            lose_reply_next: Vec::new(),
             region: opts.region.clone(),
         };
         Ok(Shared {
@@ -545,16 +546,28 @@ async fn api(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    match injected {
+    let lost_reply = match injected {
         Some(Injected::Drop) => return dropped_response(),
         Some(Injected::Error(err)) => {
             shared.lock().record_error(&inc.action, &err.code);
             return error_response(&err, Some(inc.product), &inc.region);
         }
-        None => {}
-    }
+        Some(Injected::AfterApply(answer)) => Some(answer),
+        None => None,
+    };
     let mut e = shared.lock();
     let mut result = e.process(&inc);
+    if let Some(answer) = lost_reply {
+        // The call was carried out (and is persisted below); its reply is lost.
+        let _ = Shared::persist(&mut e);
+        return match *answer {
+            Injected::Error(err) => {
+                e.record_error(&inc.action, &err.code);
+                error_response(&err, Some(inc.product), &inc.region)
+            }
+            _ => dropped_response(),
+        };
+    }
     if Shared::persist(&mut e).is_err() && result.is_ok() {
         // The change is in memory but not on disk: not acknowledged (a real service whose
         // storage fails answers the same way, and the caller may retry).

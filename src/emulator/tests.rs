@@ -31,6 +31,7 @@ fn config() -> Config {
         consistency_delay: Duration::ZERO,
         retry_after: None,
         fail_next: Vec::new(),
+        lose_reply_next: Vec::new(),
         region: "cn-hangzhou".to_string(),
     }
 }

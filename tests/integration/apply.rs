@@ -440,6 +440,44 @@ async fn a_failure_skips_its_dependents_reports_the_root_cause_and_the_next_run_
     assert_eq!(plan.changes.len(), 4, "{:#?}", op_names(&plan));
 }
 
+/// Replies lost after the cloud acted (a 503 or a dropped connection after commit, as a
+/// timeout after commit is on the real cloud): each create is retried by the client, the retry
+/// answers "already exists", a read finds the resource ours and as planned, and the apply
+/// succeeds with nothing made twice; a second plan is empty.
+#[tokio::test]
+async fn creates_whose_replies_were_lost_are_recognised_as_ours_and_converge() {
+    let rig = Rig::empty().await;
+    let lost = |action: &str, code: &str| FailNext {
+        action: action.into(),
+        code: code.into(),
+        count: 1,
+        status: None,
+        message: None,
+    };
+    rig.emu.set_faults(Faults {
+        lose_reply_next: Some(vec![
+            lost("CreateRole", "ServiceUnavailable"),
+            lost("CreatePolicy", "Drop"),
+            lost("CreateProject", "InternalError"),
+        ]),
+        ..Faults::default()
+    });
+    let plan = rig.converge(&fleet(), &settings()).await;
+    assert_eq!(plan.summary().create, 10, "{:#?}", op_names(&plan));
+    let stats = rig.emu.stats();
+    // One of each was sent twice (the lost reply, then "already exists"); nothing more.
+    assert_eq!(stats.calls["CreateRole"], 3);
+    assert_eq!(stats.calls["CreatePolicy"], 3);
+    assert_eq!(stats.calls["CreateProject"], 3);
+    assert_eq!(stats.errors["EntityAlreadyExists.Role"], 1);
+    assert_eq!(stats.errors["EntityAlreadyExists.Policy"], 1);
+    assert_eq!(stats.errors["ResourceAlreadyExists"], 1);
+    let st = rig.emu.state();
+    assert_eq!(st.roles.len(), 2);
+    assert_eq!(st.policies.len(), 2);
+    assert!(st.policies.values().all(|p| p.versions.len() == 1));
+}
+
 #[tokio::test]
 async fn eventual_consistency_is_waited_out_and_converges() {
     let delay = Duration::from_millis(500);

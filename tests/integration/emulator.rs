@@ -2282,6 +2282,49 @@ async fn injected_latency_delays_every_call() {
     );
 }
 
+/// `loseReplyNext`: the call is carried out, then answered with the fault instead of its
+/// reply (a timeout after commit); the next call is answered as usual.
+#[tokio::test]
+async fn a_lost_reply_fault_carries_the_call_out_then_fails_it() {
+    let h = start().await;
+    let c = Client::admin(&h);
+    h.set_faults(Faults {
+        lose_reply_next: Some(vec![FailNext {
+            action: "CreateRole".into(),
+            code: "ServiceUnavailable".into(),
+            count: 1,
+            status: None,
+            message: None,
+        }]),
+        ..Default::default()
+    });
+    let create = [
+        ("RoleName", "lost-reply"),
+        ("AssumeRolePolicyDocument", IMM_TRUST),
+    ];
+    c.call(RAM, "CreateRole", &create)
+        .await
+        .err(503, "ServiceUnavailable");
+    assert!(h.state().roles.contains_key("lost-reply"), "carried out");
+    c.call(RAM, "CreateRole", &create)
+        .await
+        .err(409, "EntityAlreadyExists.Role");
+    c.call(RAM, "GetRole", &[("RoleName", "lost-reply")])
+        .await
+        .ok();
+    // Used up: the next create is answered.
+    c.call(
+        RAM,
+        "CreateRole",
+        &[
+            ("RoleName", "answered"),
+            ("AssumeRolePolicyDocument", IMM_TRUST),
+        ],
+    )
+    .await
+    .ok();
+}
+
 #[tokio::test]
 async fn scheduled_and_random_faults_and_dropped_connections() {
     let h = start().await;
