@@ -1292,10 +1292,28 @@ impl Planner<'_> {
         // The changes that attach a policy to each role, by role name (one pass, not one per
         // project).
         let mut attaching: BTreeMap<&str, Vec<&Address>> = BTreeMap::new();
+        // The project changes that move a project off each role (its service role before,
+        // another after), by role name.
+        let mut leaving: BTreeMap<&str, Vec<&Address>> = BTreeMap::new();
         for (address, d) in &self.drafts {
             for op in &d.change.ops {
                 if let Op::AttachPolicyToRole { role, .. } = op {
                     attaching.entry(role.as_str()).or_default().push(address);
+                }
+            }
+            if address.as_str().starts_with("imm_project.") {
+                let role_of = |v: &Option<serde_json::Value>| {
+                    v.as_ref()
+                        .and_then(|v| v["service_role"].as_str().map(str::to_string))
+                };
+                if let Some(before) = d
+                    .change
+                    .before
+                    .as_ref()
+                    .and_then(|b| b["service_role"].as_str())
+                    && role_of(&d.change.after).as_deref() != Some(before)
+                {
+                    leaving.entry(before).or_default().push(address);
                 }
             }
         }
@@ -1320,6 +1338,17 @@ impl Planner<'_> {
                         if action_of(&self.drafts, &ra) == Some(Action::Adopt) {
                             ds.push(ra);
                         }
+                        // A project moving off the role keeps its permissions until it has
+                        // moved: a detach first would leave IMM, for a while, on a role short
+                        // of the minimum (a service-role rename).
+                        ds.extend(
+                            leaving
+                                .get(role.as_str())
+                                .into_iter()
+                                .flatten()
+                                .copied()
+                                .cloned(),
+                        );
                     }
                     (Op::CreateProject { service_role, .. }, _)
                     | (
@@ -1349,23 +1378,18 @@ impl Planner<'_> {
                             let detach_of_role = od.change.ops.iter().any(|o| {
                                 matches!(o, Op::DetachPolicyFromRole { role, .. } if role == name)
                             });
-                            let project_leaving = other.as_str().starts_with("imm_project.")
-                                && od
-                                    .change
-                                    .before
-                                    .as_ref()
-                                    .and_then(|b| b["service_role"].as_str())
-                                    == Some(name.as_str())
-                                && od
-                                    .change
-                                    .after
-                                    .as_ref()
-                                    .and_then(|a| a["service_role"].as_str())
-                                    != Some(name.as_str());
-                            if detach_of_role || project_leaving {
+                            if detach_of_role {
                                 ds.push(other.clone());
                             }
                         }
+                        ds.extend(
+                            leaving
+                                .get(name.as_str())
+                                .into_iter()
+                                .flatten()
+                                .copied()
+                                .cloned(),
+                        );
                     }
                     (Op::DeletePolicy { name }, _) => {
                         for (other, od) in &self.drafts {

@@ -581,3 +581,53 @@ fn live_serializes_to_json() {
     let back: Live = serde_json::from_str(&text).unwrap();
     assert_eq!(back, live);
 }
+
+/// A service-role rename (a new role with the same policies, the project moved to it, the
+/// old role pruned): the project moves before the old role loses any policy, so IMM never
+/// runs on a role short of its permissions. The detaches used to come first (their phase),
+/// leaving the live project on a stripped role until its update (found by trial6).
+#[test]
+fn a_project_moves_off_a_role_before_that_role_loses_its_policies() {
+    let old = sample();
+    let live = live_from_desired(&old, "default", &empty_live());
+    let d = desired(
+        vec![desired_policy("media-read")],
+        vec![desired_role(
+            "media-role-2",
+            &[
+                policy_ref(PolicyType::Custom, "media-read"),
+                policy_ref(PolicyType::System, "AliyunMNSFullAccess"),
+            ],
+        )],
+        vec![desired_project("media", "media-role-2")],
+    );
+    let settings = PlanSettings {
+        prune: true,
+        ..settings()
+    };
+    let p = plan(&d, &live, &settings);
+    let project = Address::project(&ProjectKey {
+        region: "cn-hangzhou".into(),
+        name: "media".into(),
+    });
+    let at = |a: &Address| p.changes.iter().position(|c| &c.address == a).unwrap();
+    let detaching: Vec<&Change> = p
+        .changes
+        .iter()
+        .filter(|c| {
+            c.ops
+                .iter()
+                .any(|o| matches!(o, Op::DetachPolicyFromRole { role, .. } if role == "media-role"))
+        })
+        .collect();
+    assert!(!detaching.is_empty(), "{:#?}", addrs(&p));
+    for c in detaching {
+        assert!(
+            c.depends_on.contains(&project),
+            "{}: {:?}",
+            c.address,
+            c.depends_on
+        );
+        assert!(at(&c.address) > at(&project), "{:#?}", addrs(&p));
+    }
+}
