@@ -293,7 +293,22 @@ pub fn print_plan(plan: &Plan, format: Format) -> anyhow::Result<()> {
 pub fn check_plan_out(path: &Path) -> anyhow::Result<()> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A new file: its directory must be there (immctl does not make one), said now
+            // rather than after the whole live state was read.
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "--out {}: no directory {} to write it in (immctl does not create one)",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            return Ok(());
+        }
         Err(e) => return Err(e).with_context(|| format!("--out {}", path.display())),
     };
     let is_plan = meta.is_file()

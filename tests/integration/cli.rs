@@ -337,6 +337,28 @@ fn out_refuses_to_overwrite_a_file_that_is_not_a_plan() {
     for _ in 0..2 {
         save_plan(d, &[], "plan.json");
     }
+
+    // A new file in a directory that is not there is refused before anything is read (it
+    // used to fail after the whole live state was read, naming a temporary file).
+    let fresh = workdir();
+    let f = fresh.path();
+    let out = immctl(
+        f,
+        &[
+            "reconcile",
+            "--emulator",
+            "--dry-run",
+            "--out",
+            "nodir/p.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_stderr_has(
+        &out,
+        "--out nodir/p.json: no directory nodir to write it in (immctl does not create one)",
+    );
+    assert!(!text(&out).contains(".tmp"), "{}", text(&out));
+    assert!(!f.join(".immctl").exists(), "nothing was read or started");
 }
 
 #[test]
