@@ -309,6 +309,7 @@ mod tests {
             live_fingerprints: BTreeMap::new(),
             expanded_from: BTreeMap::new(),
             default_region: None,
+            account_id: None,
         }
     }
 

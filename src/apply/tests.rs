@@ -128,6 +128,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         live_fingerprints: BTreeMap::new(),
         expanded_from: BTreeMap::new(),
         default_region: None,
+        account_id: None,
     }
 }
 

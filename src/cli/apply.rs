@@ -124,6 +124,15 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         let live = live::fetch(&cloud.client, &reconcile::scope(&loaded, &opts))
             .await
             .context("reading the live state to check the plan is still current")?;
+        if let (Some(planned), Some(now)) = (&plan.account_id, &live.account_id)
+            && planned != now
+        {
+            anyhow::bail!(
+                "{}: the plan was made for account {planned}, these credentials reach account \
+                 {now}; nothing was applied. Check the credentials and endpoints, or plan again",
+                args.plan.display()
+            );
+        }
         let fresh = live_fingerprints(&live);
         if let Err(stale) = check_stale(&plan, &fresh, &loaded.desired) {
             return Err(refuse_stale(&args.plan, &stale));

@@ -108,9 +108,10 @@ async fn plan_and_apply(
     let mut planned = reconcile::plan_loaded(&cloud.client, loaded, opts)
         .await
         .map_err(report_pass_error)?;
-    // Recorded for `immctl apply` (another region there is refused as such); the JSON on
+    // Recorded for `immctl apply` (another region or account there is refused as such); the JSON on
     // stdout is the same plan as the file `--out` saves.
     planned.plan.default_region = Some(opts.default_region.clone());
+    planned.plan.account_id = planned.live.account_id.clone();
     let plan = &planned.plan;
     check_targets_exist(&opts.plan.targets, &planned.loaded.desired, plan)?;
     if let Err(e) = common::print_plan(plan, args.format) {

@@ -141,6 +141,7 @@ pub fn diff(desired: &Desired, live: &Live, settings: &PlanSettings) -> Plan {
         live_fingerprints: live_fingerprints(live),
         expanded_from,
         default_region: None,
+        account_id: None,
     }
 }
 

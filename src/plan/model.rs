@@ -46,6 +46,12 @@ pub struct Plan {
     /// its JSON output); plans saved before it existed lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_region: Option<String>,
+    /// The account (`AccountId`) whose live state the plan was made from. Set by `immctl
+    /// reconcile`; `immctl apply` refuses the plan against another account, which fingerprints
+    /// alone would not catch for a plan that only creates (what is absent here is absent
+    /// there too). Plans saved before it existed lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
 }
 
 /// The manifest a generated resource comes from.

@@ -1228,3 +1228,35 @@ fn an_emulator_seed_that_links_out_of_manifests_is_refused_unread() {
         );
     }
 }
+
+/// A saved plan records the account it was made from; `immctl apply` with credentials (or
+/// endpoints) that reach another account refuses it, naming both, before anything is
+/// applied. Without the record, a plan that only creates would pass every fingerprint check
+/// there (what is absent in one account is absent in the other).
+#[test]
+fn a_plan_is_refused_against_another_account() {
+    let dir = workdir();
+    let d = dir.path();
+    save_plan(d, &["--adopt"], "plan.json");
+    let plan = read_json(d.join("plan.json"));
+    let state_file = d.join(".immctl/emulator-state.json");
+    let mut state = read_json(&state_file);
+    let account = state["accountId"].as_str().unwrap().to_string();
+    assert_eq!(plan["account_id"], account.as_str());
+
+    state["accountId"] = "1111222233334444".into();
+    let before = serde_json::to_string_pretty(&state).unwrap();
+    std::fs::write(&state_file, &before).unwrap();
+    let out = immctl(d, &["apply", "plan.json", "--emulator"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_stderr_has(
+        &out,
+        &format!(
+            "plan.json: the plan was made for account {account}, these credentials reach \
+             account 1111222233334444; nothing was applied"
+        ),
+    );
+    let after = read_json(&state_file);
+    assert_eq!(after["roles"], state["roles"], "nothing was applied");
+    assert_eq!(after["projects"], state["projects"], "nothing was applied");
+}
