@@ -1260,3 +1260,21 @@ fn a_plan_is_refused_against_another_account() {
     assert_eq!(after["roles"], state["roles"], "nothing was applied");
     assert_eq!(after["projects"], state["projects"], "nothing was applied");
 }
+
+/// `--detailed-exitcode` on an applying `reconcile` reports whether there were changes, as
+/// the README says: 2 for a run that applied them (successfully), 0 for the run after it.
+#[test]
+fn detailed_exitcode_of_an_apply_says_whether_it_changed_anything() {
+    let dir = workdir();
+    let d = dir.path();
+    let args = ["reconcile", "--emulator", "--adopt", "--detailed-exitcode"];
+    let applied = immctl(d, &args);
+    assert_eq!(applied.status.code(), Some(2), "{}", text(&applied));
+    assert!(
+        text(&applied).contains("Apply: 10 done, 0 failed"),
+        "{}",
+        text(&applied)
+    );
+    let again = immctl(d, &args);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+}
