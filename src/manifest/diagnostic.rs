@@ -154,28 +154,46 @@ pub fn render_diagnostics(diags: &[Diagnostic], out: &mut impl Write) -> io::Res
     Ok(())
 }
 
-/// A file's text and where each line starts.
+/// The lines of `text` without their breaks, as YAML counts them (and so the parser's line
+/// numbers): `\r\n`, a lone `\r` and `\n` each end a line. A final break starts no line.
+pub(crate) fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['\r', '\n']) {
+        lines.push(&rest[..i]);
+        let width = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + width..];
+    }
+    if !rest.is_empty() {
+        lines.push(rest);
+    }
+    lines
+}
+
+/// A file's text and where each line is.
 struct SourceLines {
     text: String,
-    starts: Vec<usize>,
+    /// Byte range of each line, without its break.
+    ranges: Vec<(usize, usize)>,
 }
 
 impl SourceLines {
     fn new(text: String) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        let base = text.as_ptr() as usize;
+        let ranges = split_lines(&text)
+            .into_iter()
+            .map(|l| {
+                let start = l.as_ptr() as usize - base;
+                (start, start + l.len())
+            })
             .collect();
-        SourceLines { text, starts }
+        SourceLines { text, ranges }
     }
 
     /// Line `n` (1-based) without its line break.
     fn line(&self, n: usize) -> Option<&str> {
-        let start = *self.starts.get(n.checked_sub(1)?)?;
-        if start >= self.text.len() {
-            return None;
-        }
-        let end = self.starts.get(n).map_or(self.text.len(), |e| e - 1);
-        Some(self.text[start..end].trim_end_matches('\r'))
+        let (start, end) = *self.ranges.get(n.checked_sub(1)?)?;
+        Some(&self.text[start..end])
     }
 }
 
@@ -255,6 +273,18 @@ mod tests {
         let mut out = Vec::new();
         write_excerpt(&mut out, 7, col, line).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn lines_end_at_crlf_cr_and_lf_as_yaml_counts_them() {
+        assert_eq!(split_lines("a\r\nb\rc\nd"), ["a", "b", "c", "d"]);
+        assert_eq!(split_lines("a\n\nb\n"), ["a", "", "b"]);
+        assert_eq!(split_lines("\r\r"), ["", ""]);
+        assert!(split_lines("").is_empty());
+        let lines = SourceLines::new("x: 1\ry: 2\r\nz: 3".into());
+        assert_eq!(lines.line(2), Some("y: 2"));
+        assert_eq!(lines.line(3), Some("z: 3"));
+        assert_eq!(lines.line(4), None);
     }
 
     #[test]

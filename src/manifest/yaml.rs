@@ -425,7 +425,7 @@ struct Builder<'t> {
 /// refused.
 pub fn parse(text: &str) -> Parsed {
     let mut b = Builder {
-        lines: text.split('\n').collect(),
+        lines: super::diagnostic::split_lines(text),
         stack: Vec::new(),
         anchors: HashMap::new(),
         open_anchors: HashSet::new(),
@@ -510,7 +510,7 @@ fn syntax_problem(info: &str, b: &Builder<'_>, pos: Pos) -> (ProblemKind, Pos, S
         msg.push_str("; a tab here: YAML indentation must use spaces");
         return (ProblemKind::Tab, tab, msg);
     }
-    let last_line = b.lines.len() - usize::from(b.lines.last().is_some_and(|l| l.is_empty()));
+    let last_line = b.lines.len();
     if pos.line > last_line {
         msg.push_str(" (at the end of the file: look for an unclosed bracket or quote above)");
     }
