@@ -3423,6 +3423,32 @@ async fn immctl_emulator_refuses_bad_flags() {
     }
 }
 
+/// A state the API could never have produced is refused at start-up, naming the file and
+/// every problem with where it is (found by a tester: a key of a missing user loaded
+/// silently and failed only at call time with `InvalidAccessKeyId.NotFound`).
+#[tokio::test]
+async fn immctl_emulator_refuses_a_nonsense_state_naming_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nonsense.yaml");
+    let text = "users:\n  admin: {}\naccessKeys:\n  - {id: a, secret: s, user: admin}\n  - {id: b, secret: s, user: ghost}\n  - {id: a, secret: t}\nroles:\n  media-app:\n    assumeRolePolicyDocument: not json\n    maxSessionDuration: 100000\nprojects:\n  \"\": {p: {}}\n";
+    std::fs::write(&path, text).unwrap();
+    let out = cli_output(&["--listen", "127.0.0.1:0", "--state", path.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "nonsense.yaml",
+        "accessKeys[1].user",
+        "accessKeys[2].id: duplicate",
+        "roles.media-app.assumeRolePolicyDocument: is not valid JSON",
+        "roles.media-app.maxSessionDuration: 100000",
+        "projects: a region with an empty name",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
+    // Left as it was, not rewritten.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
 /// Logs written to a file (not a terminal) carry no ANSI colour codes (found by trial6: a
 /// redirected `immctl emulator` log was full of escape sequences).
 #[tokio::test]
