@@ -224,9 +224,17 @@ async fn start_embedded_emulator(
         region: settings.region.clone(),
         ..EmulatorOptions::default()
     };
-    emulator::spawn(opts)
-        .await
-        .with_context(|| format!("loading {}", state_file.display()))
+    emulator::spawn(opts).await.map_err(|e| {
+        if emulator::state::StateError::is_unwritable(&e) {
+            anyhow::anyhow!(
+                "{e}. The embedded emulator keeps its account there: make it and its directory \
+                 writable (or run immctl from a directory where {} can be written)",
+                state_file.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("loading {}", state_file.display()))
+        }
+    })
 }
 
 /// The seed is read only where the manifest walk would read it: inside its directory and

@@ -337,6 +337,23 @@ pub enum StateError {
         path: String,
         source: std::io::Error,
     },
+    /// At start-up: the state file (loaded or fresh) is written once before anything is
+    /// served, so a file that cannot be written is found then, not at the first change.
+    #[error("the state file {path} cannot be written: {source}")]
+    Unwritable {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StateError {
+    /// Whether an error of `Server::new` / `spawn` is [`StateError::Unwritable`] (the CLI
+    /// then says what to do instead of "loading the state file").
+    pub fn is_unwritable(e: &std::io::Error) -> bool {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<StateError>())
+            .is_some_and(|s| matches!(s, StateError::Unwritable { .. }))
+    }
 }
 
 fn is_yaml(path: &Path) -> bool {
@@ -503,6 +520,12 @@ impl State {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            )));
+        }
         std::fs::create_dir_all(&dir).map_err(err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
         tmp.write_all(text.as_bytes()).map_err(err)?;
