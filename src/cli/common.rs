@@ -198,6 +198,22 @@ async fn start_embedded_emulator(
     state_file: &Path,
     settings: &Settings,
 ) -> anyhow::Result<EmulatorHandle> {
+    // An empty state file (a truncated write by hand, `> file`) is not this account: read
+    // as the bare default account it silently dropped the seed and everything applied.
+    if let Ok(text) = std::fs::read_to_string(state_file)
+        && text.trim().is_empty()
+    {
+        let start_over = if Path::new(EMULATOR_SEED_FILE).exists() {
+            format!("from the seed {EMULATOR_SEED_FILE}")
+        } else {
+            "with a fresh test account".to_string()
+        };
+        anyhow::bail!(
+            "the embedded emulator's state file {} is empty, so it holds no account; immctl \
+             does not guess one. Delete it to start over {start_over}",
+            state_file.display()
+        );
+    }
     let seed = if state_file.exists() {
         None
     } else if Path::new(EMULATOR_SEED_FILE).exists() {
@@ -224,9 +240,17 @@ async fn start_embedded_emulator(
         region: settings.region.clone(),
         ..EmulatorOptions::default()
     };
-    emulator::spawn(opts)
-        .await
-        .with_context(|| format!("loading {}", state_file.display()))
+    emulator::spawn(opts).await.map_err(|e| {
+        if emulator::state::StateError::is_unwritable(&e) {
+            anyhow::anyhow!(
+                "{e}. The embedded emulator keeps its account there: make it and its directory \
+                 writable (or run immctl from a directory where {} can be written)",
+                state_file.display()
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("loading {}", state_file.display()))
+        }
+    })
 }
 
 /// The seed is read only where the manifest walk would read it: inside its directory and

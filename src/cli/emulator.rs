@@ -97,11 +97,22 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
     init_logging(global, json_logs);
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async move {
-        let server = match &args.state {
-            Some(path) => emulator::Server::new(opts)
-                .with_context(|| format!("loading the state file {}", path.display()))?,
-            None => emulator::Server::new(opts).context("starting the emulator")?,
-        };
+        let server = emulator::Server::new(opts).map_err(|e| {
+            if emulator::state::StateError::is_unwritable(&e) {
+                // Not "loading the state file ...: writing state file ...": say what is
+                // wrong and what to do (found by a tester with a read-only state file).
+                anyhow::anyhow!(
+                    "{e}. The emulator rewrites it after every change: make it and its \
+                     directory writable, or use another --state FILE"
+                )
+            } else {
+                match &args.state {
+                    Some(path) => anyhow::Error::new(e)
+                        .context(format!("loading the state file {}", path.display())),
+                    None => anyhow::Error::new(e).context("starting the emulator"),
+                }
+            }
+        })?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("--listen {}: cannot listen on this address", args.listen))?;

@@ -103,7 +103,13 @@ impl Shared {
         };
         st.normalize(&now);
         if let Some(path) = &opts.state_file {
-            st.save(path).map_err(io::Error::other)?;
+            st.save(path).map_err(|e| match e {
+                state::StateError::Write { path, source } => io::Error::new(
+                    source.kind(),
+                    state::StateError::Unwritable { path, source },
+                ),
+                other => io::Error::other(other),
+            })?;
         }
         let config = Config {
             latency: opts.latency,

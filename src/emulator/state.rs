@@ -326,11 +326,34 @@ pub enum StateError {
     },
     #[error("parsing state file {path}: {message}")]
     Parse { path: String, message: String },
+    #[error(
+        "state file {path} is not a usable emulator state ({} problem(s)):\n  - {}",
+        problems.len(),
+        problems.join("\n  - ")
+    )]
+    Invalid { path: String, problems: Vec<String> },
     #[error("writing state file {path}: {source}")]
     Write {
         path: String,
         source: std::io::Error,
     },
+    /// At start-up: the state file (loaded or fresh) is written once before anything is
+    /// served, so a file that cannot be written is found then, not at the first change.
+    #[error("the state file {path} cannot be written: {source}")]
+    Unwritable {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StateError {
+    /// Whether an error of `Server::new` / `spawn` is [`StateError::Unwritable`] (the CLI
+    /// then says what to do instead of "loading the state file").
+    pub fn is_unwritable(e: &std::io::Error) -> bool {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<StateError>())
+            .is_some_and(|s| matches!(s, StateError::Unwritable { .. }))
+    }
 }
 
 fn is_yaml(path: &Path) -> bool {
@@ -388,8 +411,94 @@ impl State {
             path: path.display().to_string(),
             message,
         })?;
+        let problems = state.problems();
+        if !problems.is_empty() {
+            return Err(StateError::Invalid {
+                path: path.display().to_string(),
+                problems,
+            });
+        }
         state.normalize(now);
         Ok(state)
+    }
+
+    /// What in a hand-written state the emulator's own API would never have produced, each
+    /// as `where: what`, all of them (not just the first). Only what the API refuses is
+    /// refused here (never more): duplicate or orphaned access keys, empty names and
+    /// regions, documents that are not a JSON object, a `maxSessionDuration` outside RAM's
+    /// 3600..43200. Without this such a state loaded silently and failed only at call time
+    /// (an orphaned key answered `InvalidAccessKeyId.NotFound`).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let doc_problem = |doc: &DocText| -> Option<&'static str> {
+            match serde_json::from_str::<serde_json::Value>(&doc.0) {
+                Ok(v) if v.is_object() => None,
+                Ok(_) => Some("is not a JSON object"),
+                Err(_) => Some("is not valid JSON"),
+            }
+        };
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, k) in self.access_keys.iter().enumerate() {
+            if k.id.is_empty() {
+                out.push(format!("accessKeys[{i}].id: empty access key id"));
+            } else if let Some(first) = seen.get(k.id.as_str()) {
+                out.push(format!(
+                    "accessKeys[{i}].id: duplicate access key id {:?} (also accessKeys[{first}])",
+                    k.id
+                ));
+            } else {
+                seen.insert(&k.id, i);
+            }
+            if let Some(user) = &k.user
+                && !self.users.contains_key(user)
+            {
+                out.push(format!(
+                    "accessKeys[{i}].user: no user {user:?} in users (a key of a missing user \
+                     cannot sign in; omit `user` for the account's root key)"
+                ));
+            }
+        }
+        if self.users.contains_key("") {
+            out.push("users: a user with an empty name".to_string());
+        }
+        for (name, role) in &self.roles {
+            if name.is_empty() {
+                out.push("roles: a role with an empty name".to_string());
+            }
+            if let Some(why) = doc_problem(&role.assume_role_policy_document) {
+                out.push(format!("roles.{name}.assumeRolePolicyDocument: {why}"));
+            }
+            if !(3600..=43200).contains(&role.max_session_duration) {
+                out.push(format!(
+                    "roles.{name}.maxSessionDuration: {} is outside RAM's 3600..43200 seconds",
+                    role.max_session_duration
+                ));
+            }
+        }
+        for (name, policy) in &self.policies {
+            if name.is_empty() {
+                out.push("policies: a policy with an empty name".to_string());
+            }
+            if let Some(doc) = &policy.document
+                && let Some(why) = doc_problem(doc)
+            {
+                out.push(format!("policies.{name}.document: {why}"));
+            }
+            for (i, v) in policy.versions.iter().enumerate() {
+                if let Some(why) = doc_problem(&v.document) {
+                    out.push(format!("policies.{name}.versions[{i}].document: {why}"));
+                }
+            }
+        }
+        for (region, projects) in &self.projects {
+            if region.is_empty() {
+                out.push("projects: a region with an empty name".to_string());
+            }
+            if projects.contains_key("") {
+                out.push(format!("projects.{region}: a project with an empty name"));
+            }
+        }
+        out
     }
 
     /// Write atomically: a temporary file in the same directory, fsync, rename over the
@@ -411,6 +520,12 @@ impl State {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            )));
+        }
         std::fs::create_dir_all(&dir).map_err(err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(err)?;
         tmp.write_all(text.as_bytes()).map_err(err)?;
@@ -557,6 +672,79 @@ mod tests {
         assert!(State::from_text("unknownField: 1").is_err());
     }
 
+    /// Found by a tester: such a state loaded silently, and its key failed only at call time
+    /// (`InvalidAccessKeyId.NotFound`). Every problem is named, with where it is.
+    #[test]
+    fn a_nonsense_state_is_refused_naming_the_file_and_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(
+            &path,
+            r#"
+users:
+  admin: {}
+  "": {}
+accessKeys:
+  - {id: k1, secret: s, user: admin}
+  - {id: k2, secret: s, user: ghost}
+  - {id: k1, secret: s2}
+roles:
+  media-app:
+    assumeRolePolicyDocument: "not json"
+    maxSessionDuration: 60
+  "":
+    assumeRolePolicyDocument: {Version: "1", Statement: []}
+policies:
+  p:
+    document: "not json"
+  q:
+    versions: [{id: v1, document: "[1]"}]
+  "":
+    document: {}
+projects:
+  "":
+    media: {}
+  cn-hangzhou:
+    "": {}
+"#,
+        )
+        .unwrap();
+        let err = State::load(&path, "2026-01-01T00:00:00Z")
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "bad.yaml",
+            "accessKeys[1].user: no user \"ghost\"",
+            "accessKeys[2].id: duplicate access key id \"k1\" (also accessKeys[0])",
+            "users: a user with an empty name",
+            "roles.media-app.assumeRolePolicyDocument: is not valid JSON",
+            "roles.media-app.maxSessionDuration: 60 is outside RAM's 3600..43200",
+            "roles: a role with an empty name",
+            "policies.p.document: is not valid JSON",
+            "policies.q.versions[0].document: is not a JSON object",
+            "policies: a policy with an empty name",
+            "projects: a region with an empty name",
+            "projects.cn-hangzhou: a project with an empty name",
+        ] {
+            assert!(err.contains(want), "{want:?} missing from:\n{err}");
+        }
+        // The 3600 and 43200 bounds themselves are what CreateRole accepts.
+        for ok in [3600, 43200] {
+            let st = State::from_text(&format!(
+                "roles:\n  r:\n    assumeRolePolicyDocument: {{}}\n    maxSessionDuration: {ok}\n"
+            ))
+            .unwrap();
+            assert!(st.problems().is_empty(), "{:?}", st.problems());
+        }
+    }
+
+    #[test]
+    fn the_demo_seed_and_the_default_account_have_no_problems() {
+        let seed = State::from_text(include_str!("../../manifests/demo-live-state.yaml")).unwrap();
+        assert!(seed.problems().is_empty(), "{:?}", seed.problems());
+        assert!(State::default().problems().is_empty());
+    }
+
     #[test]
     fn the_documented_example_state_loads() {
         let doc = include_str!("../../docs/emulator.md");
@@ -566,6 +754,7 @@ mod tests {
             .and_then(|rest| rest.split("```").next())
             .expect("docs/emulator.md has a yaml example");
         let mut st = State::from_text(yaml).unwrap();
+        assert!(st.problems().is_empty(), "{:?}", st.problems());
         st.normalize("2026-01-01T00:00:00Z");
         assert_eq!(st.access_keys.len(), 3);
         assert_eq!(st.roles["media-imm"].policies[0].name, "media-oss");

@@ -1121,6 +1121,13 @@ impl Loader<'_> {
             let addr = Address::role(name);
             let mut seen: BTreeSet<&PolicyRef> = BTreeSet::new();
             for (r, at) in &decl.attachments {
+                // E202 already reports an invalid (e.g. empty) name: a finding about what it
+                // attaches would only repeat it, badly ("Custom policy  that no manifest
+                // declares"). Still counted against the per-role limits.
+                if validate::policy_name(&r.name).is_some() {
+                    seen.insert(r);
+                    continue;
+                }
                 if !seen.insert(r) {
                     extra.push(Diagnostic::warning(
                         codes::REPEATED_ATTACHMENT,

@@ -37,6 +37,9 @@ pub fn is_protected_role(name: &str) -> bool {
 
 /// Policy names: 1-128 characters of letters, digits and `-`.
 pub fn policy_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("policy name is empty; RAM allows 1 to 128 characters".to_string());
+    }
     let n = name.chars().count();
     if !(1..=128).contains(&n) {
         return Some(format!(

@@ -1278,3 +1278,35 @@ fn detailed_exitcode_of_an_apply_says_whether_it_changed_anything() {
     let again = immctl(d, &args);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 }
+
+/// An empty `.immctl/emulator-state.json` (0 bytes, or only whitespace) is refused naming
+/// the file and how to start over; found by a tester: it was used silently as a bare account
+/// (no "seeded from" notice, no demo seed).
+#[test]
+fn an_empty_embedded_state_file_is_refused_not_used_as_an_empty_account() {
+    for content in ["", " \n\t\n"] {
+        let dir = workdir();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join(".immctl")).unwrap();
+        std::fs::write(d.join(".immctl/emulator-state.json"), content).unwrap();
+        let out = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert_stderr_has(
+            &out,
+            "the embedded emulator's state file .immctl/emulator-state.json is empty",
+        );
+        assert_stderr_has(
+            &out,
+            "Delete it to start over from the seed manifests/demo-live-state.yaml",
+        );
+        // Left as it was.
+        assert_eq!(
+            std::fs::read_to_string(d.join(".immctl/emulator-state.json")).unwrap(),
+            content
+        );
+        // Deleted, the next run is seeded again.
+        std::fs::remove_file(d.join(".immctl/emulator-state.json")).unwrap();
+        let out = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
+        assert_stderr_has(&out, "seeded from manifests/demo-live-state.yaml");
+    }
+}

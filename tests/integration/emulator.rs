@@ -3423,6 +3423,94 @@ async fn immctl_emulator_refuses_bad_flags() {
     }
 }
 
+/// A state the API could never have produced is refused at start-up, naming the file and
+/// every problem with where it is (found by a tester: a key of a missing user loaded
+/// silently and failed only at call time with `InvalidAccessKeyId.NotFound`).
+#[tokio::test]
+async fn immctl_emulator_refuses_a_nonsense_state_naming_each_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nonsense.yaml");
+    let text = "users:\n  admin: {}\naccessKeys:\n  - {id: a, secret: s, user: admin}\n  - {id: b, secret: s, user: ghost}\n  - {id: a, secret: t}\nroles:\n  media-app:\n    assumeRolePolicyDocument: not json\n    maxSessionDuration: 100000\nprojects:\n  \"\": {p: {}}\n";
+    std::fs::write(&path, text).unwrap();
+    let out = cli_output(&["--listen", "127.0.0.1:0", "--state", path.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "nonsense.yaml",
+        "accessKeys[1].user",
+        "accessKeys[2].id: duplicate",
+        "roles.media-app.assumeRolePolicyDocument: is not valid JSON",
+        "roles.media-app.maxSessionDuration: 100000",
+        "projects: a region with an empty name",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
+    // Left as it was, not rewritten.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
+/// A state file that cannot be written is reported as such at start-up, with the OS reason
+/// and what to do (found by a tester: a read-only one gave "loading the state file ro.yaml
+/// ... writing state file ro.yaml: Operation not permitted"). A path under a regular file
+/// fails for root too; an unwritable directory is tried as well when not root.
+#[tokio::test]
+async fn immctl_emulator_says_an_unwritable_state_file_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("some-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let mut paths = vec![file.join("state.json")];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        std::fs::write(ro.join("ro.yaml"), "accountId: \"1\"\n").unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        // Root writes anyway; only a probe tells whether the directory really is unwritable.
+        if std::fs::write(ro.join("probe"), "").is_err() {
+            paths.push(ro.join("ro.yaml"));
+        }
+    }
+    for path in &paths {
+        let out = cli_output(&["--listen", "127.0.0.1:0", "--state", path.to_str().unwrap()]).await;
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "the state file {} cannot be written: ",
+                path.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("make it and its directory writable, or use another --state FILE"),
+            "{err}"
+        );
+        assert!(!err.contains("loading the state file"), "{err}");
+    }
+    assert!(
+        String::from_utf8_lossy(
+            &cli_output(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                paths[0].to_str().unwrap()
+            ])
+            .await
+            .stderr
+        )
+        .contains("some-file is not a directory")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let _ = std::fs::set_permissions(
+            dir.path().join("ro"),
+            std::fs::Permissions::from_mode(0o755),
+        );
+    }
+}
+
 /// Logs written to a file (not a terminal) carry no ANSI colour codes (found by trial6: a
 /// redirected `immctl emulator` log was full of escape sequences).
 #[tokio::test]
