@@ -301,6 +301,14 @@ async fn get_state(AxState(shared): AxState<Arc<Shared>>) -> Response {
 async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
     match State::from_text(&text) {
+        // The checks a state file gets at load: all problems, each with where it is.
+        Ok(st) if !st.problems().is_empty() => json_response(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({
+                "error": "invalid state: not a usable emulator state",
+                "problems": st.problems(),
+            }),
+        ),
         Ok(mut st) => {
             st.normalize(&wire::ram_time(chrono::Utc::now()));
             let mut e = shared.lock();

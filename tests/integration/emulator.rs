@@ -2565,6 +2565,30 @@ async fn control_endpoints_state_reset_stats_faults() {
         .await
         .unwrap();
     assert_eq!(bad.status().as_u16(), 400);
+    // A state the API could never have made is refused with every problem, as at load, and
+    // the state in place stays.
+    let bad = http
+        .put(format!("{}/_emulator/state", h.endpoint()))
+        .body("accessKeys:\n  - {id: k, secret: s, user: ghost}\n  - {id: k, secret: t}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let body: Value = bad.json().await.unwrap();
+    let problems = body["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{body}");
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .starts_with("accessKeys[0].user: no user \"ghost\""),
+        "{body}"
+    );
+    assert!(
+        !body.to_string().contains("\"s\""),
+        "no secret echoed: {body}"
+    );
+    root.call(STS, "GetCallerIdentity", &[]).await.ok();
     // Faults over HTTP.
     let f = http
         .put(format!("{}/_emulator/faults", h.endpoint()))
