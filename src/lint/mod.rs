@@ -109,7 +109,15 @@ pub fn lint_desired(desired: &Desired, live: Option<&Live>) -> Vec<Finding> {
 
 /// True when any finding is an error: apply refuses such a plan unless forced.
 pub fn blocks_apply(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.severity == Severity::Error)
+    blocking_count(findings) > 0
+}
+
+/// How many findings block the apply (severity `error`); what renderers announce.
+pub fn blocking_count(findings: &[Finding]) -> usize {
+    findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count()
 }
 
 pub(crate) fn finding(

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::fields::{FieldLine, calls, field_lines, symbol};
-use crate::plan::{Action, Plan, Severity};
+use crate::plan::{Action, Plan};
 
 /// Escape text for a table cell or inline use.
 /// Text for a table cell or a list item: one line, with Markdown's inline syntax and HTML
@@ -85,11 +85,7 @@ pub fn render_markdown(plan: &Plan, w: &mut impl Write) -> io::Result<()> {
         }
         // As the text form says it: a reviewer of "No changes." with an error finding (a
         // refused prune) must see that the apply after merge will fail.
-        let errors = plan
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
+        let errors = crate::lint::blocking_count(&plan.findings);
         if errors > 0 {
             writeln!(w)?;
             writeln!(

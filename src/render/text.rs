@@ -105,11 +105,7 @@ pub fn render_text(plan: &Plan, w: &mut impl Write, color: bool) -> io::Result<(
         writeln!(w)?;
         writeln!(w, "{}", p.paint(BOLD, &plan.summary().to_string()))?;
     }
-    let errors = plan
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = crate::lint::blocking_count(&plan.findings);
     if errors > 0 {
         writeln!(
             w,
