@@ -92,11 +92,26 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     super::logging::init(settings.log_format, settings.verbosity);
     if plan.owner() != settings.owner {
         anyhow::bail!(
-            "{}: the plan was made for owner {:?}, these settings say {:?}",
+            "{}: the plan was made for owner {:?}, these settings say {:?}; nothing was applied",
             args.plan.display(),
             plan.owner(),
             settings.owner
         );
+    }
+    // `reconcile` records both in every plan it saves; without them the account and region
+    // checks below could not run (a create-only plan would pass in any account).
+    for (field, missing) in [
+        ("account_id", plan.account_id.is_none()),
+        ("default_region", plan.default_region.is_none()),
+    ] {
+        if missing {
+            anyhow::bail!(
+                "{}: the plan records no {field} (edited, or saved by an older immctl), so \
+                 it cannot be checked against this account and region; nothing was applied. \
+                 Re-plan with `immctl reconcile --out`",
+                args.plan.display()
+            );
+        }
     }
     if let Some(region) = &plan.default_region
         && region != &settings.region

@@ -1261,6 +1261,44 @@ fn a_plan_is_refused_against_another_account() {
     assert_eq!(after["projects"], state["projects"], "nothing was applied");
 }
 
+/// A plan file whose `account_id` (or `default_region`) was deleted is refused, not applied
+/// unchecked: found by a trial run that removed `account_id` from a create-only plan
+/// (`--target ram_policy.media-archive-role-policy`), changed the emulator's `accountId` and
+/// saw `immctl apply` create the policy in the other account.
+#[test]
+fn a_plan_without_its_account_or_region_is_refused() {
+    for field in ["account_id", "default_region"] {
+        let dir = workdir();
+        let d = dir.path();
+        save_plan(
+            d,
+            &["--target", "ram_policy.media-archive-role-policy"],
+            "plan.json",
+        );
+        let mut plan = read_json(d.join("plan.json"));
+        assert!(plan.as_object_mut().unwrap().remove(field).is_some());
+        std::fs::write(d.join("plan.json"), plan.to_string()).unwrap();
+        let state_file = d.join(".immctl/emulator-state.json");
+        let mut state = read_json(&state_file);
+        state["accountId"] = "1111222233334444".into();
+        std::fs::write(&state_file, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+
+        let out = immctl(d, &["apply", "plan.json", "--emulator"]);
+        assert_eq!(out.status.code(), Some(1), "{field}: {}", text(&out));
+        assert_stderr_has(
+            &out,
+            &format!(
+                "plan.json: the plan records no {field} (edited, or saved by an older immctl)"
+            ),
+        );
+        assert_eq!(
+            read_json(&state_file)["policies"],
+            state["policies"],
+            "{field}: nothing was applied"
+        );
+    }
+}
+
 /// `--detailed-exitcode` on an applying `reconcile` reports whether there were changes, as
 /// the README says: 2 for a run that applied them (successfully), 0 for the run after it.
 #[test]
