@@ -300,7 +300,21 @@ async fn get_state(AxState(shared): AxState<Arc<Shared>>) -> Response {
 
 async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
-    match State::from_text(&text) {
+    // The same checks as a `--state` file: a state the API could not have produced would
+    // be persisted to the state file, which the next start then refuses.
+    let parsed = State::from_text(&text).and_then(|st| {
+        let problems = st.problems();
+        if problems.is_empty() {
+            Ok(st)
+        } else {
+            Err(format!(
+                "{} problem(s): {}",
+                problems.len(),
+                problems.join("; ")
+            ))
+        }
+    });
+    match parsed {
         Ok(mut st) => {
             st.normalize(&wire::ram_time(chrono::Utc::now()));
             let mut e = shared.lock();

@@ -2565,6 +2565,27 @@ async fn control_endpoints_state_reset_stats_faults() {
         .await
         .unwrap();
     assert_eq!(bad.status().as_u16(), 400);
+    // A state that parses but that `--state` refuses is refused here too, and the state
+    // stays as it was: found by a trial run, whose emulator persisted such a state to its
+    // `--state` file and then could not start from it.
+    let impossible = http
+        .put(format!("{}/_emulator/state", h.endpoint()))
+        .body("accessKeys:\n  - {id: k, secret: s, user: ghost}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(impossible.status().as_u16(), 400);
+    let body: Value = impossible.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("accessKeys[0].user: no user \"ghost\" in users"),
+        "{body}"
+    );
+    root.call(RAM, "GetRole", &[("RoleName", "seeded")])
+        .await
+        .ok();
     // Faults over HTTP.
     let f = http
         .put(format!("{}/_emulator/faults", h.endpoint()))
