@@ -665,7 +665,10 @@ fn a_plan_file_edited_by_hand_is_refused_and_nothing_is_applied() {
     // The file as saved is still refused for its finding, and applies with --force.
     let out = immctl(d, &["apply", "--emulator", "plan.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_stderr_has(&out, "error findings");
+    // Naming the file and each blocking finding (it said only "the saved plan has error
+    // findings", with neither: found by a trial run).
+    assert_stderr_has(&out, "plan.json: the saved plan has error findings (above)");
+    assert_stderr_has(&out, "error[P005] prune: prune would delete 1 resources");
     let out = immctl(d, &["apply", "--emulator", "--force", "plan.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
