@@ -494,6 +494,20 @@ impl OpRunner for CloudOpRunner {
                     .collect();
                 Ok(&project.service_role == service_role && has_tags(&live_tags, tags))
             }
+            // Retried after a failure that may have carried it out: the planned document
+            // is the default version already (it was not when planned).
+            Op::CreatePolicyVersion { name, document } => {
+                let Some(live) = found("GetPolicy", self.client.get_policy(name, "Custom").await)?
+                else {
+                    return Ok(false);
+                };
+                Ok(same_document(
+                    live.default_policy_version
+                        .as_ref()
+                        .and_then(|v| v.policy_document.as_deref()),
+                    document,
+                ))
+            }
             _ => Ok(false),
         }
     }

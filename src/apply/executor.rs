@@ -777,6 +777,13 @@ async fn run_op<R: OpRunner>(
             return Err(OpStop::Cancelled);
         }
         retry_pause(address, op, error, &mut backoff, opts, queue).await?;
+        // A new policy version answers no "already exists" when sent twice: the failed
+        // attempt may have been carried out (its reply lost), so read before sending again.
+        if matches!(op, Op::CreatePolicyVersion { .. })
+            && created_as_planned(address, op, runner, opts, queue).await?
+        {
+            return Ok((true, None));
+        }
     }
 }
 

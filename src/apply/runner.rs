@@ -41,6 +41,8 @@ pub trait OpRunner: Send + Sync {
     /// the one `op` makes: every tag of the op (our owner tag among them) with its value, and
     /// the planned content (a role's trust policy, description and session length; a
     /// policy's default document, semantically, and description; a project's service role).
+    /// Also for a `CreatePolicyVersion` about to be retried after a transient failure: is the
+    /// planned document the default version already (the failed attempt carried it out)?
     /// `Ok(false)` for any other op.
     fn created(&self, op: &Op) -> impl Future<Output = Result<bool, OpError>> + Send;
 }

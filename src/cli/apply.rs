@@ -11,7 +11,7 @@ use super::reconcile::report_pass_error;
 use super::{GlobalArgs, common};
 use crate::apply::{StaleResource, changed_reads, check_replanned, check_stale};
 use crate::live;
-use crate::plan::{FORMAT_VERSION, Plan, live_fingerprints};
+use crate::plan::{FORMAT_VERSION, Plan, Severity, live_fingerprints};
 use crate::reconcile::{self, PassOptions};
 
 #[derive(Debug, Args)]
@@ -92,11 +92,26 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     super::logging::init(settings.log_format, settings.verbosity);
     if plan.owner() != settings.owner {
         anyhow::bail!(
-            "{}: the plan was made for owner {:?}, these settings say {:?}",
+            "{}: the plan was made for owner {:?}, these settings say {:?}; nothing was applied",
             args.plan.display(),
             plan.owner(),
             settings.owner
         );
+    }
+    // `reconcile` records both in every plan it saves; without them the account and region
+    // checks below could not run (a create-only plan would pass in any account).
+    for (field, missing) in [
+        ("account_id", plan.account_id.is_none()),
+        ("default_region", plan.default_region.is_none()),
+    ] {
+        if missing {
+            anyhow::bail!(
+                "{}: the plan records no {field} (edited, or saved by an older immctl), so \
+                 it cannot be checked against this account and region; nothing was applied. \
+                 Re-plan with `immctl reconcile --out`",
+                args.plan.display()
+            );
+        }
     }
     if let Some(region) = &plan.default_region
         && region != &settings.region
@@ -109,8 +124,17 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         );
     }
     if crate::lint::blocks_apply(&plan.findings) && !args.force {
+        for f in plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+        {
+            say!("error[{}] {}: {}", f.code, f.address, f.message);
+        }
         anyhow::bail!(
-            "the saved plan has error findings; nothing was applied. Fix them, or pass --force"
+            "{}: the saved plan has error findings (above); nothing was applied. Fix them, or \
+             pass --force",
+            args.plan.display()
         );
     }
     let opts = PassOptions {

@@ -354,8 +354,77 @@ async fn get_faults(AxState(shared): AxState<Arc<Shared>>) -> Response {
     )
 }
 
+/// Every action the emulator serves (the arms of `ram::dispatch`, `imm::dispatch`,
+/// `sts::dispatch`; a unit test keeps them in step).
+pub const ACTIONS: &[&str] = &[
+    "CreateRole",
+    "GetRole",
+    "UpdateRole",
+    "DeleteRole",
+    "ListRoles",
+    "CreatePolicy",
+    "GetPolicy",
+    "ListPolicies",
+    "UpdatePolicyDescription",
+    "DeletePolicy",
+    "CreatePolicyVersion",
+    "GetPolicyVersion",
+    "ListPolicyVersions",
+    "SetDefaultPolicyVersion",
+    "DeletePolicyVersion",
+    "AttachPolicyToRole",
+    "DetachPolicyFromRole",
+    "ListPoliciesForRole",
+    "ListEntitiesForPolicy",
+    "TagResources",
+    "UntagResources",
+    "ListTagResources",
+    "ListPoliciesForUser",
+    "ListGroupsForUser",
+    "ListPoliciesForGroup",
+    "CreateProject",
+    "GetProject",
+    "UpdateProject",
+    "DeleteProject",
+    "ListProjects",
+    "CreateDataset",
+    "GetDataset",
+    "UpdateDataset",
+    "DeleteDataset",
+    "ListDatasets",
+    "CreateBinding",
+    "GetBinding",
+    "DeleteBinding",
+    "ListBindings",
+    "GetCallerIdentity",
+    "AssumeRole",
+    "AssumeRoleWithOIDC",
+];
+
+/// A scheduled fault for an action the emulator does not serve would never fire, so a test
+/// with a typo (`CreatePolicyVerison`) would pass without its fault: refused by name.
+fn unknown_fault_actions(f: &Faults) -> Option<String> {
+    let bad: Vec<String> = [
+        ("failNext", &f.fail_next),
+        ("loseReplyNext", &f.lose_reply_next),
+    ]
+    .into_iter()
+    .flat_map(|(field, list)| {
+        list.iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, n)| !ACTIONS.contains(&n.action.as_str()))
+            .map(move |(i, n)| format!("{field}[{i}].action: unknown action {:?}", n.action))
+    })
+    .collect();
+    (!bad.is_empty()).then(|| bad.join("; "))
+}
+
 async fn put_faults(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Response {
-    match serde_json::from_slice::<Faults>(&body) {
+    let parsed = serde_json::from_slice::<Faults>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|f| unknown_fault_actions(&f).map_or(Ok(f), Err));
+    match parsed {
         Ok(f) => {
             let mut e = shared.lock();
             e.apply_faults(f);

@@ -426,7 +426,9 @@ impl State {
     /// as `where: what`, all of them (not just the first). Only what the API refuses is
     /// refused here (never more): duplicate or orphaned access keys, empty names and
     /// regions, documents that are not a JSON object, a `maxSessionDuration` outside RAM's
-    /// 3600..43200. Without this such a state loaded silently and failed only at call time
+    /// 3600..43200, a policy without a version (or with `document` and `versions`, of which
+    /// the shorthand was dropped silently), more than 5 versions, bad or repeated version
+    /// ids, a `defaultVersion` not among them, attachments of policies that do not exist. Without this such a state loaded silently and failed only at call time
     /// (an orphaned key answered `InvalidAccessKeyId.NotFound`).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -487,6 +489,80 @@ impl State {
             for (i, v) in policy.versions.iter().enumerate() {
                 if let Some(why) = doc_problem(&v.document) {
                     out.push(format!("policies.{name}.versions[{i}].document: {why}"));
+                }
+                if version_number(&v.id).is_none_or(|n| n == 0) {
+                    out.push(format!(
+                        "policies.{name}.versions[{i}].id: {:?} is not a version id (v1, v2, ...)",
+                        v.id
+                    ));
+                } else if let Some(first) = policy.versions[..i].iter().position(|w| w.id == v.id) {
+                    out.push(format!(
+                        "policies.{name}.versions[{i}].id: duplicate version id {:?} (also \
+                         versions[{first}])",
+                        v.id
+                    ));
+                }
+            }
+            match (&policy.document, policy.versions.len()) {
+                (None, 0) => out.push(format!(
+                    "policies.{name}: neither `document` nor `versions` (a policy always has a \
+                     default version)"
+                )),
+                (Some(_), n) if n > 0 => out.push(format!(
+                    "policies.{name}: both `document` and `versions` (`document` is the \
+                     shorthand for a single v1; give one of them)"
+                )),
+                (_, n) if n > 5 => out.push(format!(
+                    "policies.{name}.versions: {n} versions, RAM keeps at most 5"
+                )),
+                _ => {}
+            }
+            if !policy.default_version.is_empty()
+                && !policy.versions.is_empty()
+                && !policy
+                    .versions
+                    .iter()
+                    .any(|v| v.id == policy.default_version)
+            {
+                out.push(format!(
+                    "policies.{name}.defaultVersion: {:?} is not one of its versions",
+                    policy.default_version
+                ));
+            }
+        }
+        // An attachment is made by AttachPolicyToRole / AttachPolicyToUser, which refuse a
+        // policy that does not exist.
+        let attachments = self
+            .users
+            .iter()
+            .map(|(n, u)| ("users", n, &u.policies))
+            .chain(self.roles.iter().map(|(n, r)| ("roles", n, &r.policies)));
+        for (kind, owner, list) in attachments {
+            for (i, a) in list.iter().enumerate() {
+                let exists = match a.policy_type.as_str() {
+                    "Custom" => self.policies.contains_key(&a.name),
+                    "System" => {
+                        super::system::builtin().contains_key(&a.name)
+                            || self.system_policies.contains_key(&a.name)
+                    }
+                    other => {
+                        out.push(format!(
+                            "{kind}.{owner}.policies[{i}].type: {other:?} is neither Custom nor System"
+                        ));
+                        continue;
+                    }
+                };
+                if !exists {
+                    out.push(format!(
+                        "{kind}.{owner}.policies[{i}]: no {} policy {:?}{}",
+                        a.policy_type,
+                        a.name,
+                        if a.policy_type == "Custom" {
+                            " in policies"
+                        } else {
+                            " (neither built in nor in systemPolicies)"
+                        }
+                    ));
                 }
             }
         }
@@ -682,7 +758,7 @@ mod tests {
             &path,
             r#"
 users:
-  admin: {}
+  admin: {policies: [{type: System, name: NoSuchSystem}]}
   "": {}
 accessKeys:
   - {id: k1, secret: s, user: admin}
@@ -692,6 +768,7 @@ roles:
   media-app:
     assumeRolePolicyDocument: "not json"
     maxSessionDuration: 60
+    policies: [{type: Custom, name: nope}]
   "":
     assumeRolePolicyDocument: {Version: "1", Statement: []}
 policies:
@@ -701,6 +778,13 @@ policies:
     versions: [{id: v1, document: "[1]"}]
   "":
     document: {}
+  r: {}
+  s: {document: {}, versions: [{id: v1, document: {}}]}
+  t:
+    defaultVersion: v9
+    versions: [{id: v1, document: {}}, {id: v1, document: {}}, {id: banana, document: {}}]
+  u:
+    versions: [{id: v1, document: {}}, {id: v2, document: {}}, {id: v3, document: {}}, {id: v4, document: {}}, {id: v5, document: {}}, {id: v6, document: {}}]
 projects:
   "":
     media: {}
@@ -725,6 +809,14 @@ projects:
             "policies: a policy with an empty name",
             "projects: a region with an empty name",
             "projects.cn-hangzhou: a project with an empty name",
+            "policies.r: neither `document` nor `versions`",
+            "policies.s: both `document` and `versions`",
+            "policies.t.versions[1].id: duplicate version id \"v1\" (also versions[0])",
+            "policies.t.versions[2].id: \"banana\" is not a version id",
+            "policies.t.defaultVersion: \"v9\" is not one of its versions",
+            "policies.u.versions: 6 versions, RAM keeps at most 5",
+            "roles.media-app.policies[0]: no Custom policy \"nope\" in policies",
+            "users.admin.policies[0]: no System policy \"NoSuchSystem\"",
         ] {
             assert!(err.contains(want), "{want:?} missing from:\n{err}");
         }

@@ -549,3 +549,25 @@ fn quotas_follow_the_documented_figures_per_action() {
     assert_eq!(quota(Product::Imm, "ListProjects"), 100.0);
     assert_eq!(quota(Product::Imm, "CreateProject"), 20.0);
 }
+
+/// `ACTIONS` (what `PUT /_emulator/faults` accepts) is exactly the dispatchers' arms.
+#[test]
+fn the_fault_action_list_is_every_dispatched_action() {
+    let mut arms: Vec<&str> = [
+        include_str!("ram.rs"),
+        include_str!("imm.rs"),
+        include_str!("sts.rs"),
+    ]
+    .iter()
+    .flat_map(|src| src.lines())
+    .filter_map(|l| {
+        let l = l.strip_prefix("        \"")?;
+        let (name, rest) = l.split_once('"')?;
+        rest.starts_with(" =>").then_some(name)
+    })
+    .collect();
+    arms.sort_unstable();
+    let mut listed = super::ACTIONS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(arms, listed);
+}

@@ -478,6 +478,45 @@ async fn creates_whose_replies_were_lost_are_recognised_as_ours_and_converge() {
     assert!(st.policies.values().all(|p| p.versions.len() == 1));
 }
 
+/// A new policy version answers no "already exists" when sent twice, so a lost reply must
+/// not be retried blindly: the apply reads the policy back and finds its document already
+/// the default. Before, the client re-sent it and left two extra identical versions (found
+/// by a trial run with `loseReplyNext` CreatePolicyVersion count 2).
+#[tokio::test]
+async fn a_policy_version_whose_reply_was_lost_is_not_created_twice() {
+    let rig = Rig::empty().await;
+    let mut d = fleet();
+    rig.converge(&d, &settings()).await;
+    d.policies.get_mut("media-write").unwrap().document =
+        testing::allow("oss:PutObjectAcl", "acs:oss:*:*:media/*");
+    let lost = |code: &str| FailNext {
+        action: "CreatePolicyVersion".into(),
+        code: code.into(),
+        count: 1,
+        status: None,
+        message: None,
+    };
+    for code in ["ServiceUnavailable", "Drop"] {
+        rig.emu.reset_stats();
+        rig.emu.set_faults(Faults {
+            lose_reply_next: Some(vec![lost(code)]),
+            ..Faults::default()
+        });
+        let plan = rig.converge(&d, &settings()).await;
+        assert_eq!(
+            op_names(&plan),
+            ["CreatePolicyVersion ram_policy.media-write"],
+            "{code}"
+        );
+        assert_eq!(rig.emu.stats().calls["CreatePolicyVersion"], 1, "{code}");
+        let versions = rig.emu.state().policies["media-write"].versions.len();
+        let want = if code == "Drop" { 3 } else { 2 };
+        assert_eq!(versions, want, "{code}: one new version per plan, no more");
+        d.policies.get_mut("media-write").unwrap().document =
+            testing::allow("oss:AppendObject", "acs:oss:*:*:media/*");
+    }
+}
+
 #[tokio::test]
 async fn eventual_consistency_is_waited_out_and_converges() {
     let delay = Duration::from_millis(500);

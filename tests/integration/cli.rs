@@ -665,7 +665,10 @@ fn a_plan_file_edited_by_hand_is_refused_and_nothing_is_applied() {
     // The file as saved is still refused for its finding, and applies with --force.
     let out = immctl(d, &["apply", "--emulator", "plan.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_stderr_has(&out, "error findings");
+    // Naming the file and each blocking finding (it said only "the saved plan has error
+    // findings", with neither: found by a trial run).
+    assert_stderr_has(&out, "plan.json: the saved plan has error findings (above)");
+    assert_stderr_has(&out, "error[P005] prune: prune would delete 1 resources");
     let out = immctl(d, &["apply", "--emulator", "--force", "plan.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
@@ -1259,6 +1262,44 @@ fn a_plan_is_refused_against_another_account() {
     let after = read_json(&state_file);
     assert_eq!(after["roles"], state["roles"], "nothing was applied");
     assert_eq!(after["projects"], state["projects"], "nothing was applied");
+}
+
+/// A plan file whose `account_id` (or `default_region`) was deleted is refused, not applied
+/// unchecked: found by a trial run that removed `account_id` from a create-only plan
+/// (`--target ram_policy.media-archive-role-policy`), changed the emulator's `accountId` and
+/// saw `immctl apply` create the policy in the other account.
+#[test]
+fn a_plan_without_its_account_or_region_is_refused() {
+    for field in ["account_id", "default_region"] {
+        let dir = workdir();
+        let d = dir.path();
+        save_plan(
+            d,
+            &["--target", "ram_policy.media-archive-role-policy"],
+            "plan.json",
+        );
+        let mut plan = read_json(d.join("plan.json"));
+        assert!(plan.as_object_mut().unwrap().remove(field).is_some());
+        std::fs::write(d.join("plan.json"), plan.to_string()).unwrap();
+        let state_file = d.join(".immctl/emulator-state.json");
+        let mut state = read_json(&state_file);
+        state["accountId"] = "1111222233334444".into();
+        std::fs::write(&state_file, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+
+        let out = immctl(d, &["apply", "plan.json", "--emulator"]);
+        assert_eq!(out.status.code(), Some(1), "{field}: {}", text(&out));
+        assert_stderr_has(
+            &out,
+            &format!(
+                "plan.json: the plan records no {field} (edited, or saved by an older immctl)"
+            ),
+        );
+        assert_eq!(
+            read_json(&state_file)["policies"],
+            state["policies"],
+            "{field}: nothing was applied"
+        );
+    }
 }
 
 /// `--detailed-exitcode` on an applying `reconcile` reports whether there were changes, as

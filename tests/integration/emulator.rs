@@ -2590,6 +2590,23 @@ async fn control_endpoints_state_reset_stats_faults() {
     );
     root.call(STS, "GetCallerIdentity", &[]).await.ok();
     // Faults over HTTP.
+    // A fault for an action the emulator does not serve (a typo) would never fire: refused
+    // by name (found by a trial run: it was accepted and the faulted run "passed").
+    let typo = http
+        .put(format!("{}/_emulator/faults", h.endpoint()))
+        .body(r#"{"loseReplyNext":[{"action":"CreatePolicyVerison","code":"Drop","count":1}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typo.status().as_u16(), 400);
+    let body: Value = typo.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("loseReplyNext[0].action: unknown action \"CreatePolicyVerison\""),
+        "{body}"
+    );
     let f = http
         .put(format!("{}/_emulator/faults", h.endpoint()))
         .body(r#"{"failNext":[{"action":"GetRole","code":"InternalError","count":1}]}"#)
