@@ -404,19 +404,32 @@ pub const ACTIONS: &[&str] = &[
 /// A scheduled fault for an action the emulator does not serve would never fire, so a test
 /// with a typo (`CreatePolicyVerison`) would pass without its fault: refused by name.
 fn unknown_fault_actions(f: &Faults) -> Option<String> {
-    let bad: Vec<String> = [
+    let mut bad: Vec<String> = [
         ("failNext", &f.fail_next),
         ("loseReplyNext", &f.lose_reply_next),
     ]
     .into_iter()
     .flat_map(|(field, list)| {
-        list.iter()
-            .flatten()
-            .enumerate()
-            .filter(|(_, n)| !ACTIONS.contains(&n.action.as_str()))
-            .map(move |(i, n)| format!("{field}[{i}].action: unknown action {:?}", n.action))
+        list.iter().flatten().enumerate().flat_map(move |(i, n)| {
+            let action = (!ACTIONS.contains(&n.action.as_str()))
+                .then(|| format!("{field}[{i}].action: unknown action {:?}", n.action));
+            // An HTTP error status: anything else would be answered as something it is not.
+            let status = n.status.filter(|s| !(400..=599).contains(s)).map(|s| {
+                format!("{field}[{i}].status: {s} is not an HTTP error status (400 to 599)")
+            });
+            action.into_iter().chain(status)
+        })
     })
     .collect();
+    // Out of range used to be clamped silently (`faultRate: 2` ran at 1).
+    if let Some(r) = f.fault_rate.filter(|r| !(0.0..=1.0).contains(r)) {
+        bad.push(format!("faultRate: {r} is not a probability (0 to 1)"));
+    }
+    if let Some(s) = f.rate_limit_scale.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+        bad.push(format!(
+            "rateLimitScale: {s} is not a factor of 0 or more (0 turns quotas off)"
+        ));
+    }
     (!bad.is_empty()).then(|| bad.join("; "))
 }
 

@@ -3276,6 +3276,34 @@ async fn absurd_fault_settings_do_not_break_the_emulator() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
+    // Out of range is refused by name (it used to be clamped or answered as another status).
+    for (body, says) in [
+        (r#"{"faultRate": 2}"#, "faultRate: 2 is not a probability"),
+        (
+            r#"{"faultRate": -0.5}"#,
+            "faultRate: -0.5 is not a probability",
+        ),
+        (
+            r#"{"rateLimitScale": -1}"#,
+            "rateLimitScale: -1 is not a factor",
+        ),
+        (
+            r#"{"failNext": [{"action": "GetRole", "code": "X", "status": 99}]}"#,
+            "failNext[0].status: 99 is not an HTTP error status",
+        ),
+    ] {
+        let r = reqwest::Client::new()
+            .put(format!("{}/_emulator/faults", h.endpoint()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    // Nothing of those was taken: calls are still answered.
+    c.call(RAM, "ListRoles", &[]).await.ok();
 }
 
 // ------------------------------------------------------------------------------- the binary
