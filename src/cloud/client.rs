@@ -22,8 +22,8 @@
 //! resource with our tags and the planned content (`apply::OpErrorKind::AlreadyExists`).
 //! `CreatePolicyVersion` is the exception ([`NOT_RETRIED_BLINDLY`]): a repeat would make a
 //! second identical version, so after a failure that may have been carried out (anything but
-//! throttling) the client reads the policy first, and a default version that already holds
-//! the document sent is the answer.
+//! throttling) the client returns it at once, and the apply layer, which owns retry and
+//! confirm policy, reads whether it was carried out before sending it again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,12 +42,11 @@ use super::ratelimit::{RateLimiter, RateLimits};
 use super::retry::RetryPolicy;
 use super::signer;
 use super::wire::{ErrorEnvelope, IMM_VERSION, RAM_VERSION, STS_VERSION};
-use crate::policy::PolicyDocument;
 
 /// Writes that are not idempotent and answer no "already exists" when repeated: a retry
-/// after a lost reply (5xx, dropped connection, timeout) would carry them out twice. Before
-/// retrying one (other than after throttling, which refuses before acting) the client reads
-/// whether the failed attempt was carried out ([`Client::carried_out`]).
+/// after a lost reply (5xx, dropped connection, timeout) would carry them out twice. The
+/// client retries them after throttling only (which refuses before acting); any other
+/// failure goes to the caller, which reads before it sends again (`apply::executor`).
 pub const NOT_RETRIED_BLINDLY: &[&str] = &["CreatePolicyVersion"];
 
 /// The three products, each with its API version.
@@ -461,11 +460,12 @@ impl Client {
             .await
     }
 
-    /// The retry loop (but see [`NOT_RETRIED_BLINDLY`]). Time is bounded twice: at most `max_attempts` attempts, and at most
-    /// `max_elapsed` spent failing: from the start of the first attempt, attempts and
-    /// backoff sleeps count, the time a retry queues for its rate-limit token or a
-    /// concurrency permit does not (that is this client's own backlog, not the service
-    /// failing; counting it would make a deep queue give up on transient errors). Each
+    /// The retry loop (but see [`NOT_RETRIED_BLINDLY`]). Time is bounded twice: at most
+    /// `max_attempts` attempts, and at most `max_elapsed` spent failing: from the start of
+    /// the first attempt, attempts and backoff sleeps count, the time a retry queues for its
+    /// rate-limit token or a concurrency permit does not (that is this client's own backlog,
+    /// not the service failing; counting it would make a deep queue give up on transient
+    /// errors). Each
     /// retry's timeout is cut to what is left, so the time spent is at most
     /// `max(request_timeout, max_elapsed)`.
     async fn call_with<T: DeserializeOwned>(
@@ -525,7 +525,10 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            if err.is_retryable() && attempt < policy.max_attempts {
+            // Throttling refuses before acting; any other failure of such a write may have
+            // been carried out, and only the caller can read whether it was.
+            let blind = NOT_RETRIED_BLINDLY.contains(&action) && !err.is_throttling();
+            if err.is_retryable() && !blind && attempt < policy.max_attempts {
                 let delay = policy.delay(attempt, err.is_throttling(), err.retry_after());
                 // Another attempt needs time for its backoff and for an answer.
                 if spent(start, queued) + delay + MIN_ATTEMPT_TIME <= policy.max_elapsed {
@@ -536,74 +539,12 @@ impl Client {
                         delay_ms = delay.as_millis() as u64,
                         "retrying"
                     );
-                    let check = !err.is_throttling() && NOT_RETRIED_BLINDLY.contains(&action);
                     last_err = Some(err);
                     tokio::time::sleep(delay).await;
-                    if check {
-                        match Box::pin(self.carried_out(action, &params)).await {
-                            Ok(None) => {}
-                            Ok(Some(done)) => {
-                                tracing::debug!(action, "the failed attempt was carried out");
-                                return serde_json::from_value(done).map_err(|source| {
-                                    Error::Decode {
-                                        action: action.to_string(),
-                                        request_id: String::new(),
-                                        source,
-                                    }
-                                });
-                            }
-                            // Unknown: repeating could do it twice, so report the failure.
-                            Err(_) => {
-                                let err = last_err.expect("set above");
-                                return Err(self.give_up(action, attempt, err));
-                            }
-                        }
-                    }
                     continue;
                 }
             }
             return Err(self.give_up(action, attempt, err));
-        }
-    }
-
-    /// For an action of [`NOT_RETRIED_BLINDLY`] whose attempt failed in a way that may have
-    /// been carried out: `Some(answer)` when a read shows it was (the answer the call would
-    /// have given, as JSON), `None` when it was not and a retry is safe.
-    async fn carried_out(
-        &self,
-        action: &'static str,
-        params: &Params,
-    ) -> Result<Option<serde_json::Value>> {
-        let param = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
-        match action {
-            // Sent with SetAsDefault=true by immctl: done when the default version holds the
-            // document (it did not when the version was planned).
-            "CreatePolicyVersion" if param("SetAsDefault") == "true" => {
-                let got = self.get_policy(param("PolicyName"), "Custom").await?;
-                let Some(v) = got.default_policy_version else {
-                    return Ok(None);
-                };
-                let same = match (
-                    v.policy_document
-                        .as_deref()
-                        .map(PolicyDocument::from_json_str),
-                    PolicyDocument::from_json_str(param("PolicyDocument")),
-                ) {
-                    (Some(Ok(live)), Ok(sent)) => live.semantically_eq(&sent),
-                    _ => false,
-                };
-                Ok(same.then(|| {
-                    serde_json::json!({
-                        "RequestId": got.request_id,
-                        "PolicyVersion": {
-                            "VersionId": v.version_id,
-                            "IsDefaultVersion": true,
-                            "CreateDate": v.create_date,
-                        },
-                    })
-                }))
-            }
-            _ => Ok(None),
         }
     }
 

@@ -942,6 +942,46 @@ async fn transient_failures_are_retried_until_the_call_succeeds() {
     }
 }
 
+/// `CreatePolicyVersion` is not idempotent (a repeat makes a second version): the client
+/// retries it after throttling, which refuses before acting, but returns any other failure
+/// at once, for the apply layer to read whether it was carried out before sending it again.
+#[tokio::test]
+async fn a_policy_version_is_retried_after_throttling_only() {
+    let emu = emulator().await;
+    let c = admin(&emu.endpoint());
+    c.create_policy(&CreatePolicyRequest {
+        policy_name: "once".into(),
+        policy_document: doc("oss:GetObject", "acs:oss:*:*:media/*"),
+        ..CreatePolicyRequest::default()
+    })
+    .await
+    .unwrap();
+    emu.set_faults(Faults {
+        fail_next: Some(vec![fail_next("CreatePolicyVersion", "Throttling.User", 1)]),
+        lose_reply_next: Some(vec![fail_next(
+            "CreatePolicyVersion",
+            "ServiceUnavailable",
+            1,
+        )]),
+        ..Faults::default()
+    });
+    let new = |object: &str| doc("oss:GetObject", &format!("acs:oss:*:*:{object}/*"));
+    // Throttled, then retried: its reply is the lost one (the version is made).
+    let e = c
+        .create_policy_version("once", &new("a"), true, RotateStrategy::None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ServiceUnavailable"));
+    let m = c.metrics().action("CreatePolicyVersion");
+    assert_eq!((m.calls, m.attempts, m.retries), (1, 2, 1), "{m:?}");
+    let versions = c.list_policy_versions("once", "Custom").await.unwrap();
+    assert_eq!(
+        versions.policy_versions.policy_version.len(),
+        2,
+        "made once, not again"
+    );
+}
+
 /// Retries stop after `max_attempts`, and never run past `max_elapsed`.
 #[tokio::test]
 async fn retries_are_bounded_in_attempts_and_in_total_time() {
