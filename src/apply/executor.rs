@@ -777,9 +777,10 @@ async fn run_op<R: OpRunner>(
             return Err(OpStop::Cancelled);
         }
         retry_pause(address, op, error, &mut backoff, opts, queue).await?;
-        // A new policy version answers no "already exists" when sent twice: the failed
-        // attempt may have been carried out (its reply lost), so read before sending again.
-        if matches!(op, Op::CreatePolicyVersion { .. })
+        // A write that answers no "already exists" when sent twice (a new policy version):
+        // the failed attempt may have been carried out (its reply lost), so read before
+        // sending again. The client leaves these to us for the same reason.
+        if crate::cloud::client::NOT_RETRIED_BLINDLY.contains(&op_name(op))
             && created_as_planned(address, op, runner, opts, queue).await?
         {
             return Ok((true, None));
