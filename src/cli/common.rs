@@ -254,9 +254,10 @@ async fn start_embedded_emulator(
 }
 
 /// The seed is read only where the manifest walk would read it: inside its directory and
-/// not in a hidden part of it (`E001`'s rule). Its parse errors can quote the file, and a
-/// checkout's `manifests/demo-live-state.yaml` comes from a pull request: a link from it to
-/// `~/.aliyun/config.json` or a CI token must not be printed.
+/// not in a hidden part of it (`E001`'s rule, [`crate::manifest::discover::link_escape`]). Its
+/// parse errors can quote the file, and a checkout's `manifests/demo-live-state.yaml` comes
+/// from a pull request: a link from it to `~/.aliyun/config.json` or a CI token must not be
+/// printed.
 fn seed_stays_in_manifests(seed: &Path) -> anyhow::Result<()> {
     let dir = match seed.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -264,22 +265,10 @@ fn seed_stays_in_manifests(seed: &Path) -> anyhow::Result<()> {
     };
     let root = std::fs::canonicalize(dir)
         .with_context(|| format!("reading the emulator seed {}", seed.display()))?;
-    let real = std::fs::canonicalize(seed)
-        .with_context(|| format!("reading the emulator seed {}", seed.display()))?;
-    let hidden = real.strip_prefix(&root).map(|rel| {
-        rel.components()
-            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
-    });
-    match hidden {
-        Ok(false) => Ok(()),
-        Ok(true) => anyhow::bail!(
-            "the emulator seed {} is a link into a hidden path of {}; immctl does not read it \
-             (the rule for manifests, E001). Replace the link with the file itself",
-            seed.display(),
-            dir.display()
-        ),
-        Err(_) => anyhow::bail!(
-            "the emulator seed {} is a link out of {}; immctl does not read it (the rule for \
+    match crate::manifest::discover::link_escape(&root, seed) {
+        None => Ok(()),
+        Some(why) => anyhow::bail!(
+            "the emulator seed {} is a link {why} ({}); immctl does not read it (the rule for \
              manifests, E001). Replace the link with the file itself",
             seed.display(),
             dir.display()

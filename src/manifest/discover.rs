@@ -171,6 +171,21 @@ fn push_unique(
     }
 }
 
+/// Where `path` resolves when that is somewhere immctl does not read: out of `root` (a
+/// canonical directory), or into a hidden path of it. `None`: inside, readable. A path that
+/// does not resolve counts as out. The rule for links in the walk, and for the embedded
+/// emulator's seed.
+pub(crate) fn link_escape(root: &Path, path: &Path) -> Option<&'static str> {
+    let target = std::fs::canonicalize(path).ok();
+    match target.as_deref().and_then(|c| c.strip_prefix(root).ok()) {
+        None => Some("out of the directory given"),
+        Some(rel) if rel.components().any(|c| is_hidden(c.as_os_str())) => {
+            Some("into a hidden path of the directory given")
+        }
+        Some(_) => None,
+    }
+}
+
 /// A hidden entry the walk skips (`.git`, `.github`). Not the `..data` and `..<timestamp>`
 /// directories a Kubernetes ConfigMap volume is made of: its files are links into them.
 pub(crate) fn is_hidden(name: &std::ffi::OsStr) -> bool {
@@ -241,15 +256,7 @@ fn walk(
             && let Some(root) = inside
             && (meta.is_dir() || is_manifest_name(&name))
         {
-            let target = std::fs::canonicalize(&path).ok();
-            let why = match target.as_deref().and_then(|c| c.strip_prefix(root).ok()) {
-                None => Some("out of the directory given"),
-                Some(rel) if rel.components().any(|c| is_hidden(c.as_os_str())) => {
-                    Some("into a hidden path of the directory given")
-                }
-                Some(_) => None,
-            };
-            if let Some(why) = why {
+            if let Some(why) = link_escape(root, &path) {
                 diags.push(Diagnostic::error(
                     codes::UNREADABLE,
                     None,

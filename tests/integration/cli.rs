@@ -1220,8 +1220,8 @@ fn an_emulator_seed_that_links_out_of_manifests_is_refused_unread() {
         assert_stderr_has(
             &out,
             &format!(
-                "the emulator seed manifests/demo-live-state.yaml is a link {what} manifests; \
-                 immctl does not read it"
+                "the emulator seed manifests/demo-live-state.yaml is a link {what} the \
+                 directory given (manifests); immctl does not read it"
             ),
         );
         assert!(!text(&out).contains("SEEKRIT"), "{what}: {}", text(&out));
@@ -1230,6 +1230,27 @@ fn an_emulator_seed_that_links_out_of_manifests_is_refused_unread() {
             "{what}: no emulator state is made from a refused seed"
         );
     }
+
+    // A ConfigMap volume's layout (`x -> ..data/x`, `..data -> ..<timestamp>`) is not
+    // hidden, for the seed as for manifests: it is read.
+    let dir = workdir();
+    let d = dir.path();
+    let m = d.join("manifests");
+    std::fs::create_dir_all(m.join("..2026_12_04")).unwrap();
+    std::fs::rename(
+        m.join("demo-live-state.yaml"),
+        m.join("..2026_12_04/demo-live-state.yaml"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("..2026_12_04", m.join("..data")).unwrap();
+    std::os::unix::fs::symlink(
+        "..data/demo-live-state.yaml",
+        m.join("demo-live-state.yaml"),
+    )
+    .unwrap();
+    let out = immctl(d, &["reconcile", "--emulator", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_stderr_has(&out, "seeded from manifests/demo-live-state.yaml");
 }
 
 /// A saved plan records the account it was made from; `immctl apply` with credentials (or
