@@ -255,22 +255,21 @@ fn walk(
         if is_link
             && let Some(root) = inside
             && (meta.is_dir() || is_manifest_name(&name))
+            && let Some(why) = link_escape(root, &path)
         {
-            if let Some(why) = link_escape(root, &path) {
-                diags.push(Diagnostic::error(
-                    codes::UNREADABLE,
-                    None,
-                    None,
-                    format!(
-                        "{}: a symbolic link {why} ({}); it was not read. immctl reads only \
-                         what lies inside the paths it is given, hidden entries excepted: pass \
-                         the link's target as another path",
-                        path.display(),
-                        root.display()
-                    ),
-                ));
-                continue;
-            }
+            diags.push(Diagnostic::error(
+                codes::UNREADABLE,
+                None,
+                None,
+                format!(
+                    "{}: a symbolic link {why} ({}); it was not read. immctl reads only what \
+                     lies inside the paths it is given, hidden entries excepted: pass the \
+                     link's target as another path",
+                    path.display(),
+                    root.display()
+                ),
+            ));
+            continue;
         }
         if meta.is_dir() {
             let canon = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
