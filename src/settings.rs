@@ -102,6 +102,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// What a `log_format` value may be, for errors.
+pub const LOG_FORMAT_EXPECTED: &str = "text or json";
+
+impl LogFormat {
+    /// `text` or `json`; anything else is `None`.
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 /// Flag values, as the CLI got them from clap. `None` means "flag not given". Values are the
 /// raw strings so that a bad flag is reported exactly like a bad file or env value.
 #[derive(Debug, Clone, Default)]
@@ -423,11 +437,7 @@ where
     let endpoint_imm = p.get("endpoint_imm", ENDPOINT_EXPECTED, parse_endpoint);
     let endpoint_sts = p.get("endpoint_sts", ENDPOINT_EXPECTED, parse_endpoint);
     let owner = p.get("owner", "1-64 characters of A-Z a-z 0-9 . _ -", parse_owner);
-    let log_format = p.get("log_format", "text or json", |s| match s {
-        "text" => Some(LogFormat::Text),
-        "json" => Some(LogFormat::Json),
-        _ => None,
-    });
+    let log_format = p.get("log_format", LOG_FORMAT_EXPECTED, LogFormat::parse);
     let verbosity = p.get("verbosity", "a number from 0 to 255", |s| s.parse().ok());
     // At least a second: a daemon reconciling more often than that is a typo (`1ns`, `5ms`),
     // and would spend its API quota and its log on ticks nobody needs.

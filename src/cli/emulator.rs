@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::emulator::{self, EmulatorOptions};
+use crate::settings::{LOG_FORMAT_EXPECTED, LogFormat};
 
 #[derive(Debug, Args)]
 pub struct EmulatorArgs {
@@ -86,12 +87,16 @@ fn serve(global: &GlobalArgs, args: EmulatorArgs) -> anyhow::Result<()> {
     };
     // The same rule as every other command: a bad value is refused naming the flag, not
     // taken silently as `text`.
-    let json_logs = match global.log_format.as_deref() {
-        None | Some("text") => false,
-        Some("json") => true,
-        Some(other) => anyhow::bail!(
-            "invalid value {other:?} for log_format (from flag --log-format): expected text or \
-             json"
+    let json_logs = match global
+        .log_format
+        .as_deref()
+        .map(|s| (s, LogFormat::parse(s)))
+    {
+        None => false,
+        Some((_, Some(format))) => format == LogFormat::Json,
+        Some((other, None)) => anyhow::bail!(
+            "invalid value {other:?} for log_format (from flag --log-format): expected \
+             {LOG_FORMAT_EXPECTED}"
         ),
     };
     init_logging(global, json_logs);
