@@ -300,16 +300,20 @@ async fn get_state(AxState(shared): AxState<Arc<Shared>>) -> Response {
 
 async fn put_state(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Response {
     let text = String::from_utf8_lossy(&body);
-    match State::from_text(&text) {
-        // The checks a state file gets at load: all problems, each with where it is.
-        Ok(st) if !st.problems().is_empty() => json_response(
+    // The checks a state file gets at load: all problems, each with where it is.
+    let parsed = State::from_text(&text).map(|st| {
+        let problems = st.problems();
+        (st, problems)
+    });
+    match parsed {
+        Ok((_, problems)) if !problems.is_empty() => json_response(
             StatusCode::BAD_REQUEST,
             &serde_json::json!({
                 "error": "invalid state: not a usable emulator state",
-                "problems": st.problems(),
+                "problems": problems,
             }),
         ),
-        Ok(mut st) => {
+        Ok((mut st, _)) => {
             st.normalize(&wire::ram_time(chrono::Utc::now()));
             let mut e = shared.lock();
             e.replace_state(st);
@@ -401,9 +405,11 @@ pub const ACTIONS: &[&str] = &[
     "AssumeRoleWithOIDC",
 ];
 
-/// A scheduled fault for an action the emulator does not serve would never fire, so a test
-/// with a typo (`CreatePolicyVerison`) would pass without its fault: refused by name.
-fn unknown_fault_actions(f: &Faults) -> Option<String> {
+/// What in fault settings the emulator would not do as asked, all of it: a scheduled fault
+/// for an action it does not serve would never fire (a test with a typo,
+/// `CreatePolicyVerison`, would pass without its fault), and values out of range used to be
+/// clamped or answered as something else. `None`: all usable.
+fn fault_problems(f: &Faults) -> Option<String> {
     let mut bad: Vec<String> = [
         ("failNext", &f.fail_next),
         ("loseReplyNext", &f.lose_reply_next),
@@ -436,7 +442,7 @@ fn unknown_fault_actions(f: &Faults) -> Option<String> {
 async fn put_faults(AxState(shared): AxState<Arc<Shared>>, body: Bytes) -> Response {
     let parsed = serde_json::from_slice::<Faults>(&body)
         .map_err(|e| e.to_string())
-        .and_then(|f| unknown_fault_actions(&f).map_or(Ok(f), Err));
+        .and_then(|f| fault_problems(&f).map_or(Ok(f), Err));
     match parsed {
         Ok(f) => {
             let mut e = shared.lock();
