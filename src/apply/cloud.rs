@@ -345,6 +345,19 @@ fn same_document(live: Option<&str>, planned: &str) -> bool {
 }
 
 impl CloudOpRunner {
+    /// A custom policy's description and default document as RAM holds them (`GetPolicy`);
+    /// `None` when the policy is not there.
+    async fn policy_as_held(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, Option<String>)>, OpError> {
+        let live = found("GetPolicy", self.client.get_policy(name, "Custom").await)?;
+        Ok(live.map(|p| {
+            let document = p.default_policy_version.and_then(|v| v.policy_document);
+            (p.policy.description, document)
+        }))
+    }
+
     /// The tags of a role or policy (`ListTagResources`, the API that reports them all).
     async fn ram_tags(
         &self,
@@ -459,17 +472,12 @@ impl OpRunner for CloudOpRunner {
                 document,
                 tags,
             } => {
-                let Some(live) = found("GetPolicy", self.client.get_policy(name, "Custom").await)?
+                let Some((live_description, live_document)) = self.policy_as_held(name).await?
                 else {
                     return Ok(false);
                 };
-                let as_planned = live.policy.description == description.as_deref().unwrap_or("")
-                    && same_document(
-                        live.default_policy_version
-                            .as_ref()
-                            .and_then(|v| v.policy_document.as_deref()),
-                        document,
-                    );
+                let as_planned = live_description == description.as_deref().unwrap_or("")
+                    && same_document(live_document.as_deref(), document);
                 Ok(as_planned
                     && has_tags(&self.ram_tags(RamResourceType::Policy, name).await?, tags))
             }
@@ -496,18 +504,10 @@ impl OpRunner for CloudOpRunner {
             }
             // Retried after a failure that may have carried it out: the planned document
             // is the default version already (it was not when planned).
-            Op::CreatePolicyVersion { name, document } => {
-                let Some(live) = found("GetPolicy", self.client.get_policy(name, "Custom").await)?
-                else {
-                    return Ok(false);
-                };
-                Ok(same_document(
-                    live.default_policy_version
-                        .as_ref()
-                        .and_then(|v| v.policy_document.as_deref()),
-                    document,
-                ))
-            }
+            Op::CreatePolicyVersion { name, document } => Ok(self
+                .policy_as_held(name)
+                .await?
+                .is_some_and(|(_, live)| same_document(live.as_deref(), document))),
             _ => Ok(false),
         }
     }

@@ -11,7 +11,7 @@ use super::reconcile::report_pass_error;
 use super::{GlobalArgs, common};
 use crate::apply::{StaleResource, changed_reads, check_replanned, check_stale};
 use crate::live;
-use crate::plan::{FORMAT_VERSION, Plan, Severity, live_fingerprints};
+use crate::plan::{FORMAT_VERSION, Plan, live_fingerprints};
 use crate::reconcile::{self, PassOptions};
 
 #[derive(Debug, Args)]
@@ -124,11 +124,7 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         );
     }
     if crate::lint::blocks_apply(&plan.findings) && !args.force {
-        for f in plan
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-        {
+        for f in crate::lint::blocking(&plan.findings) {
             say!("error[{}] {}: {}", f.code, f.address, f.message);
         }
         anyhow::bail!(

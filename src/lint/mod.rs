@@ -109,15 +109,17 @@ pub fn lint_desired(desired: &Desired, live: Option<&Live>) -> Vec<Finding> {
 
 /// True when any finding is an error: apply refuses such a plan unless forced.
 pub fn blocks_apply(findings: &[Finding]) -> bool {
-    blocking_count(findings) > 0
+    blocking(findings).next().is_some()
 }
 
-/// How many findings block the apply (severity `error`); what renderers announce.
+/// The findings that block the apply (severity `error`).
+pub fn blocking(findings: &[Finding]) -> impl Iterator<Item = &Finding> {
+    findings.iter().filter(|f| f.severity == Severity::Error)
+}
+
+/// How many findings block the apply; what renderers announce.
 pub fn blocking_count(findings: &[Finding]) -> usize {
-    findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count()
+    blocking(findings).count()
 }
 
 pub(crate) fn finding(

@@ -1296,26 +1296,20 @@ impl Planner<'_> {
         // The project changes that move a project off each role (its service role before,
         // another after), by role name.
         let mut leaving: BTreeMap<&str, Vec<&Address>> = BTreeMap::new();
+        fn role_of(v: &Option<serde_json::Value>) -> Option<&str> {
+            v.as_ref().and_then(|v| v["service_role"].as_str())
+        }
         for (address, d) in &self.drafts {
             for op in &d.change.ops {
                 if let Op::AttachPolicyToRole { role, .. } = op {
                     attaching.entry(role.as_str()).or_default().push(address);
                 }
             }
-            if address.as_str().starts_with("imm_project.") {
-                let role_of = |v: &Option<serde_json::Value>| {
-                    v.as_ref()
-                        .and_then(|v| v["service_role"].as_str().map(str::to_string))
-                };
-                if let Some(before) = d
-                    .change
-                    .before
-                    .as_ref()
-                    .and_then(|b| b["service_role"].as_str())
-                    && role_of(&d.change.after).as_deref() != Some(before)
-                {
-                    leaving.entry(before).or_default().push(address);
-                }
+            if address.as_str().starts_with("imm_project.")
+                && let Some(before) = role_of(&d.change.before)
+                && role_of(&d.change.after) != Some(before)
+            {
+                leaving.entry(before).or_default().push(address);
             }
         }
         for (address, d) in &self.drafts {
