@@ -18,7 +18,9 @@ const MAX_ROLES: usize = 1000;
 /// Custom policies per account.
 const MAX_POLICIES: usize = 1500;
 /// Versions per custom policy, the default included.
-const MAX_VERSIONS: usize = 5;
+pub(super) const MAX_VERSIONS: usize = 5;
+/// A role's `MaxSessionDuration`, seconds (CreateRole / UpdateRole accept these bounds).
+pub(super) const SESSION_SECONDS: std::ops::RangeInclusive<u32> = 3600..=43200;
 const MAX_CUSTOM_PER_ROLE: usize = 10;
 const MAX_SYSTEM_PER_ROLE: usize = 20;
 /// Policy document size (characters).
@@ -444,7 +446,8 @@ fn create_role(e: &mut Engine, ctx: &Ctx<'_>) -> ApiResult<Value> {
         MAX_TRUST_DOCUMENT,
     )?;
     let desc = description(ctx, "Description")?.unwrap_or_default();
-    let max_session = session_duration(ctx, "MaxSessionDuration")?.unwrap_or(3600);
+    let max_session =
+        session_duration(ctx, "MaxSessionDuration")?.unwrap_or(*SESSION_SECONDS.start());
     let tags = tags_param(ctx, "Tag")?;
     e.authorize(ctx, "ram:CreateRole", &e.ram_role_resource(name))?;
     if e.state.roles.contains_key(name) {
@@ -489,10 +492,16 @@ fn session_duration(ctx: &Ctx<'_>, key: &str) -> ApiResult<Option<u32>> {
     let code = format!("InvalidParameter.{key}");
     match ctx.params.int(key, &code)? {
         None => Ok(None),
-        Some(n) if (3600..=43200).contains(&n) => Ok(Some(n as u32)),
+        Some(n) if u32::try_from(n).is_ok_and(|n| SESSION_SECONDS.contains(&n)) => {
+            Ok(Some(n as u32))
+        }
         Some(_) => Err(ApiError::bad(
             code,
-            format!("The parameter {key} must be between 3600 and 43200."),
+            format!(
+                "The parameter {key} must be between {} and {}.",
+                SESSION_SECONDS.start(),
+                SESSION_SECONDS.end()
+            ),
         )),
     }
 }

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::ram::{MAX_VERSIONS, SESSION_SECONDS};
+
 /// The account id used when a state does not name one.
 pub const DEFAULT_ACCOUNT_ID: &str = "1234567890123456";
 /// The test-only administrator key of a fresh emulator.
@@ -69,7 +71,7 @@ fn default_account() -> String {
 }
 
 fn default_session() -> u32 {
-    3600
+    *SESSION_SECONDS.start()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -428,8 +430,9 @@ impl State {
     /// regions, documents that are not a JSON object, a `maxSessionDuration` outside RAM's
     /// 3600..43200, a policy without a version (or with `document` and `versions`, of which
     /// the shorthand was dropped silently), more than 5 versions, bad or repeated version
-    /// ids, a `defaultVersion` not among them, attachments of policies that do not exist. Without this such a state loaded silently and failed only at call time
-    /// (an orphaned key answered `InvalidAccessKeyId.NotFound`).
+    /// ids, a `defaultVersion` not among them, attachments of policies that do not exist.
+    /// Without this such a state loaded silently and failed only at call time (an orphaned
+    /// key answered `InvalidAccessKeyId.NotFound`).
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         let doc_problem = |doc: &DocText| -> Option<&'static str> {
@@ -470,10 +473,12 @@ impl State {
             if let Some(why) = doc_problem(&role.assume_role_policy_document) {
                 out.push(format!("roles.{name}.assumeRolePolicyDocument: {why}"));
             }
-            if !(3600..=43200).contains(&role.max_session_duration) {
+            if !SESSION_SECONDS.contains(&role.max_session_duration) {
                 out.push(format!(
-                    "roles.{name}.maxSessionDuration: {} is outside RAM's 3600..43200 seconds",
-                    role.max_session_duration
+                    "roles.{name}.maxSessionDuration: {} is outside RAM's {}..{} seconds",
+                    role.max_session_duration,
+                    SESSION_SECONDS.start(),
+                    SESSION_SECONDS.end()
                 ));
             }
         }
@@ -512,8 +517,8 @@ impl State {
                     "policies.{name}: both `document` and `versions` (`document` is the \
                      shorthand for a single v1; give one of them)"
                 )),
-                (_, n) if n > 5 => out.push(format!(
-                    "policies.{name}.versions: {n} versions, RAM keeps at most 5"
+                (_, n) if n > MAX_VERSIONS => out.push(format!(
+                    "policies.{name}.versions: {n} versions, RAM keeps at most {MAX_VERSIONS}"
                 )),
                 _ => {}
             }
