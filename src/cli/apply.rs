@@ -99,26 +99,27 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         );
     }
     // `reconcile` records both in every plan it saves; without them the account and region
-    // checks below could not run (a create-only plan would pass in any account).
-    for (field, missing) in [
-        ("account_id", plan.account_id.is_none()),
-        ("default_region", plan.default_region.is_none()),
-    ] {
-        if missing {
-            anyhow::bail!(
-                "{}: the plan records no {field} (edited, or saved by an older immctl), so \
-                 it cannot be checked against this account and region; nothing was applied. \
-                 Re-plan with `immctl reconcile --out`",
-                args.plan.display()
-            );
-        }
-    }
-    if let Some(region) = &plan.default_region
-        && region != &settings.region
-    {
+    // checks could not run (a create-only plan would pass in any account).
+    let missing = |field: &str| {
+        anyhow::anyhow!(
+            "{}: the plan records no {field} (edited, or saved by an older immctl), so it \
+             cannot be checked against this account and region; nothing was applied. Re-plan \
+             with `immctl reconcile --out`",
+            args.plan.display()
+        )
+    };
+    let planned_account = plan
+        .account_id
+        .as_deref()
+        .ok_or_else(|| missing("account_id"))?;
+    let planned_region = plan
+        .default_region
+        .as_deref()
+        .ok_or_else(|| missing("default_region"))?;
+    if planned_region != settings.region {
         anyhow::bail!(
-            "{}: the plan was made with region {region:?} (the region of projects that name \
-             none), these settings say {:?}; nothing was applied",
+            "{}: the plan was made with region {planned_region:?} (the region of projects that \
+             name none), these settings say {:?}; nothing was applied",
             args.plan.display(),
             settings.region
         );
@@ -144,12 +145,13 @@ async fn apply(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
         let live = live::fetch(&cloud.client, &reconcile::scope(&loaded, &opts))
             .await
             .context("reading the live state to check the plan is still current")?;
-        if let (Some(planned), Some(now)) = (&plan.account_id, &live.account_id)
-            && planned != now
+        if let Some(now) = &live.account_id
+            && now != planned_account
         {
             anyhow::bail!(
-                "{}: the plan was made for account {planned}, these credentials reach account \
-                 {now}; nothing was applied. Check the credentials and endpoints, or plan again",
+                "{}: the plan was made for account {planned_account}, these credentials reach \
+                 account {now}; nothing was applied. Check the credentials and endpoints, or \
+                 plan again",
                 args.plan.display()
             );
         }
