@@ -2506,6 +2506,20 @@ async fn consistency_delay_hides_new_entities_from_reads_and_attach() {
 
 // ------------------------------------------------------------------------------- control and state
 
+/// `PUT /_emulator/<what>` with `body` (YAML or JSON).
+async fn put_control(
+    h: &EmulatorHandle,
+    what: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(format!("{}/_emulator/{what}", h.endpoint()))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn control_endpoints_state_reset_stats_faults() {
     let h = start().await;
@@ -2539,12 +2553,7 @@ async fn control_endpoints_state_reset_stats_faults() {
     assert_eq!(stats["calls"]["CreateRole"], 1);
     // PUT a YAML state.
     let yaml = "accountId: \"5555\"\naccessKeys:\n  - {id: root-key, secret: root-secret}\nroles:\n  seeded:\n    assumeRolePolicyDocument: {Version: \"1\", Statement: [{Effect: Allow, Action: sts:AssumeRole, Principal: {Service: [imm.aliyuncs.com]}}]}\n";
-    let r = http
-        .put(format!("{}/_emulator/state", h.endpoint()))
-        .body(yaml)
-        .send()
-        .await
-        .unwrap();
+    let r = put_control(&h, "state", yaml).await;
     assert_eq!(r.status().as_u16(), 200);
     let root = Client::new(&h, "root-key", "root-secret");
     let who = root.call(STS, "GetCallerIdentity", &[]).await.ok();
@@ -2558,21 +2567,16 @@ async fn control_endpoints_state_reset_stats_faults() {
     c.call(STS, "GetCallerIdentity", &[])
         .await
         .err(404, "InvalidAccessKeyId.NotFound");
-    let bad = http
-        .put(format!("{}/_emulator/state", h.endpoint()))
-        .body("roles: [")
-        .send()
-        .await
-        .unwrap();
+    let bad = put_control(&h, "state", "roles: [").await;
     assert_eq!(bad.status().as_u16(), 400);
     // A state the API could never have made is refused with every problem, as at load, and
     // the state in place stays.
-    let bad = http
-        .put(format!("{}/_emulator/state", h.endpoint()))
-        .body("accessKeys:\n  - {id: k, secret: s, user: ghost}\n  - {id: k, secret: t}\n")
-        .send()
-        .await
-        .unwrap();
+    let bad = put_control(
+        &h,
+        "state",
+        "accessKeys:\n  - {id: k, secret: s, user: ghost}\n  - {id: k, secret: t}\n",
+    )
+    .await;
     assert_eq!(bad.status().as_u16(), 400);
     let body: Value = bad.json().await.unwrap();
     let problems = body["problems"].as_array().unwrap();
@@ -2592,12 +2596,12 @@ async fn control_endpoints_state_reset_stats_faults() {
     // Faults over HTTP.
     // A fault for an action the emulator does not serve (a typo) would never fire: refused
     // by name (found by a trial run: it was accepted and the faulted run "passed").
-    let typo = http
-        .put(format!("{}/_emulator/faults", h.endpoint()))
-        .body(r#"{"loseReplyNext":[{"action":"CreatePolicyVerison","code":"Drop","count":1}]}"#)
-        .send()
-        .await
-        .unwrap();
+    let typo = put_control(
+        &h,
+        "faults",
+        r#"{"loseReplyNext":[{"action":"CreatePolicyVerison","code":"Drop","count":1}]}"#,
+    )
+    .await;
     assert_eq!(typo.status().as_u16(), 400);
     let body: Value = typo.json().await.unwrap();
     assert!(
@@ -2607,22 +2611,17 @@ async fn control_endpoints_state_reset_stats_faults() {
             .contains("loseReplyNext[0].action: unknown action \"CreatePolicyVerison\""),
         "{body}"
     );
-    let f = http
-        .put(format!("{}/_emulator/faults", h.endpoint()))
-        .body(r#"{"failNext":[{"action":"GetRole","code":"InternalError","count":1}]}"#)
-        .send()
-        .await
-        .unwrap();
+    let f = put_control(
+        &h,
+        "faults",
+        r#"{"failNext":[{"action":"GetRole","code":"InternalError","count":1}]}"#,
+    )
+    .await;
     assert_eq!(f.status().as_u16(), 200);
     root.call(RAM, "GetRole", &[("RoleName", "seeded")])
         .await
         .err(500, "InternalError");
-    let f = http
-        .put(format!("{}/_emulator/faults", h.endpoint()))
-        .body(r#"{"latencyMs":5,"failNext":[{"action":"GetRole","code":"ServiceUnavailable","count":3}]}"#)
-        .send()
-        .await
-        .unwrap();
+    let f = put_control(&h, "faults", r#"{"latencyMs":5,"failNext":[{"action":"GetRole","code":"ServiceUnavailable","count":3}]}"#).await;
     let f: Value = f.json().await.unwrap();
     assert_eq!(f["failNext"][0]["count"], 3, "{f}");
     assert_eq!(f["latencyMs"], 5);
@@ -3249,12 +3248,12 @@ async fn missing_version_garbage_authorization_and_oversized_requests_get_4xx_en
 async fn absurd_fault_settings_do_not_break_the_emulator() {
     let h = start().await;
     let c = Client::admin(&h);
-    let r = reqwest::Client::new()
-        .put(format!("{}/_emulator/faults", h.endpoint()))
-        .body(r#"{"consistencyDelayMs": 18446744073709551615}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = put_control(
+        &h,
+        "faults",
+        r#"{"consistencyDelayMs": 18446744073709551615}"#,
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 200);
     c.call(
         RAM,
@@ -3269,12 +3268,7 @@ async fn absurd_fault_settings_do_not_break_the_emulator() {
     c.call(RAM, "GetRole", &[("RoleName", "late")])
         .await
         .err(404, "EntityNotExist.Role");
-    let r = reqwest::Client::new()
-        .put(format!("{}/_emulator/faults", h.endpoint()))
-        .body(r#"{"faultRate": "lots"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = put_control(&h, "faults", r#"{"faultRate": "lots"}"#).await;
     assert_eq!(r.status().as_u16(), 400);
     // Out of range is refused by name (it used to be clamped or answered as another status).
     for (body, says) in [
@@ -3292,12 +3286,7 @@ async fn absurd_fault_settings_do_not_break_the_emulator() {
             "failNext[0].status: 99 is not an HTTP error status",
         ),
     ] {
-        let r = reqwest::Client::new()
-            .put(format!("{}/_emulator/faults", h.endpoint()))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = put_control(&h, "faults", body).await;
         assert_eq!(r.status().as_u16(), 400, "{body}");
         let text = r.text().await.unwrap();
         assert!(text.contains(says), "{body}: {text}");
@@ -4049,12 +4038,7 @@ async fn faults_with_an_unknown_key_are_refused_naming_it() {
             "times",
         ),
     ] {
-        let r = http
-            .put(format!("{}/_emulator/faults", h.endpoint()))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = put_control(&h, "faults", body).await;
         assert_eq!(r.status().as_u16(), 400, "{body}");
         let v: Value = r.json().await.unwrap();
         assert!(
